@@ -1,0 +1,19 @@
+"""dsnn — neural networks as dynamical systems.
+
+The tested package behind the executable book *Neural Networks as Dynamical Systems*. Each module
+backs one topic of the book:
+
+- :mod:`dsnn.neural_ode` — residual networks as Euler schemes, neural ODE flows;
+- :mod:`dsnn.gradient_descent` — gradient descent as a map, its stability;
+- :mod:`dsnn.kuramoto` — coupled oscillators and their mean-field limit;
+- :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dsnn")
+except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled copy
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

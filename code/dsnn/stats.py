@@ -1,0 +1,27 @@
+"""Small statistics used to read figures: convergence orders and rates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dsnn import _checks
+
+
+def loglog_slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``.
+
+    If ``y ≈ C x**p`` the slope is ``p``: the measured order of a method (error against step
+    count) or the exponent of a power law (fluctuations against network size).
+    """
+    x = _checks.finite_array("x", x, ndim=1)
+    y = _checks.finite_array("y", y, ndim=1)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+    if x.size < 2:
+        raise ValueError(f"need at least 2 points to fit a slope, got {x.size}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("x and y must be positive to fit a slope on a log-log scale")
+    if np.ptp(x) == 0:
+        raise ValueError("x must take at least two different values")
+    slope, _ = np.polyfit(np.log(x), np.log(y), 1)
+    return float(slope)

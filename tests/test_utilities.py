@@ -1,0 +1,85 @@
+"""Shared helpers: slopes, seeds, devices, the house style."""
+
+import matplotlib as mpl
+import numpy as np
+import pytest
+import torch
+
+from dsnn import device, plotting, rng, stats
+
+
+@pytest.mark.parametrize("power", [-2.0, -0.5, 1.0, 3.0])
+def test_loglog_slope_recovers_a_power_law(power):
+    x = np.geomspace(1, 1000, 12)
+    assert stats.loglog_slope(x, 3.7 * x**power) == pytest.approx(power, abs=1e-12)
+
+
+def test_loglog_slope_rejects_bad_input():
+    with pytest.raises(ValueError, match="x and y must be positive"):
+        stats.loglog_slope([1, 2], [1, -1])
+    with pytest.raises(ValueError, match="same length"):
+        stats.loglog_slope([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="at least 2 points"):
+        stats.loglog_slope([1], [1])
+    with pytest.raises(ValueError, match="two different values"):
+        stats.loglog_slope([2, 2], [1, 3])
+
+
+def test_generators_are_reproducible():
+    a, b = rng.as_generator(5), rng.as_generator(5)
+    assert a.normal() == b.normal()
+    g = np.random.default_rng(1)
+    assert rng.as_generator(g) is g
+    t1 = torch.rand(3, generator=rng.torch_generator(2))
+    t2 = torch.rand(3, generator=rng.torch_generator(2))
+    assert torch.equal(t1, t2)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        rng.as_generator(1.5)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        rng.torch_generator(-1)
+
+
+def test_default_device_is_cuda_exactly_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device.default().type == expected
+    assert device.default("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="prefer must be None, 'cpu' or 'cuda'"):
+        device.default("tpu-9000")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            device.default("cuda")
+
+
+def test_configure_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert device.configure_threads() == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="n_threads must be a positive integer"):
+            device.configure_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_house_style_is_opaque_white_and_colour_blind_safe():
+    plotting.use_style()
+    assert mpl.rcParams["figure.facecolor"] == "white"
+    assert mpl.rcParams["savefig.transparent"] is False
+    okabe_ito = {"#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000"}
+    cycle = {c.upper() for c in mpl.rcParams["axes.prop_cycle"].by_key()["color"]}
+    assert cycle == {c.upper() for c in okabe_ito}
+    assert len(plotting.colors(10)) == 10
+
+
+def test_figure_and_reference_slope():
+    fig, axes = plotting.figure(2, width=3, height=2)
+    assert len(axes) == 2
+    assert fig.get_size_inches() == pytest.approx([6, 2])
+    line = plotting.reference_slope(axes[0], [1, 10, 100], -1, through=(1, 1))
+    np.testing.assert_allclose(line.get_ydata(), [1, 0.1, 0.01])
+    with pytest.raises(ValueError, match="xlabel and ylabel must be non-empty"):
+        plotting.label_axes(axes[1], "", "y")
+    with pytest.raises(ValueError, match="ncols must be an integer >= 1"):
+        plotting.figure(0)
+    with pytest.raises(ValueError, match="x must be positive"):
+        plotting.reference_slope(axes[0], [-1, 1], 1, through=(1, 1))
