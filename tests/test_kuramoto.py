@@ -58,7 +58,13 @@ def test_critical_couplings():
     g0_lorentz = 1 / (np.pi * gamma)  # Lorentzian density at its centre
     assert kuramoto.critical_coupling(g0_lorentz) == pytest.approx(2 * gamma)
     assert kuramoto.ott_antonsen_r(2 * gamma, gamma) == 0.0
-    np.testing.assert_allclose(kuramoto.ott_antonsen_r([0.5, 4.0], 1.0), [0.0, np.sqrt(0.5)])
+    np.testing.assert_allclose(
+        kuramoto.ott_antonsen_r([0.0, 0.5, 2.0, 4.0], 1.0), [0.0, 0.0, 0.0, np.sqrt(0.5)]
+    )
+    # r solves the stationary Ott–Antonsen equation 0 = -gamma r + (K/2) r (1 - r^2).
+    for K in (1.5, 3.0, 10.0):
+        r = kuramoto.ott_antonsen_r(K, gamma)
+        assert -gamma * r + K / 2 * r * (1 - r**2) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_uncoupled_oscillators_rotate_at_their_natural_frequency():

@@ -128,3 +128,18 @@ def test_ode_flow_rejects_bad_input():
         neural_ode.ode_flow(linear_field, X0, 1.0, adjoint=True)
     with pytest.raises(ValueError, match="dim must be an integer >= 1"):
         neural_ode.MLPField(0)
+
+
+def test_states_and_trajectories_are_consistent_with_the_end_points():
+    states = neural_ode.euler_resnet(linear_field, X0, 1.0, 5, return_states=True)
+    assert states.shape == (6, *X0.shape)
+    assert torch.equal(states[0], X0)
+    assert torch.equal(states[-1], neural_ode.euler_resnet(linear_field, X0, 1.0, 5))
+    times = torch.linspace(0, 1.5, 4, dtype=torch.float64)
+    path = neural_ode.ode_trajectory(linear_field, X0, times)
+    for k, t in enumerate(times[1:], start=1):
+        assert torch.allclose(path[k], exact_linear_flow(float(t)), atol=1e-9)
+    with pytest.raises(ValueError, match="times must start at 0"):
+        neural_ode.ode_trajectory(linear_field, X0, [0.5, 1.0])
+    with pytest.raises(ValueError, match="increase strictly"):
+        neural_ode.ode_trajectory(linear_field, X0, [0.0, 1.0, 1.0])

@@ -83,3 +83,21 @@ def test_figure_and_reference_slope():
         plotting.figure(0)
     with pytest.raises(ValueError, match="x must be positive"):
         plotting.reference_slope(axes[0], [-1, 1], 1, through=(1, 1))
+
+
+@pytest.mark.parametrize("q", [0.3, 0.99, 1.0, 2.5])
+def test_geometric_rate_recovers_the_ratio_of_a_geometric_sequence(q):
+    n = np.arange(30)
+    assert stats.geometric_rate(7.0 * q**n + 0 * n, window=10) == pytest.approx(q, rel=1e-12)
+    # Only the tail counts: a transient at the start does not change the rate.
+    mixed = 5 * 0.1**n + q**n
+    assert stats.geometric_rate(mixed, window=5) == pytest.approx(q, rel=1e-9)
+
+
+def test_geometric_rate_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least 2 entries"):
+        stats.geometric_rate([1.0])
+    with pytest.raises(ValueError, match="values must be positive"):
+        stats.geometric_rate([1.0, 0.0])
+    with pytest.raises(ValueError, match="window must be an integer >= 1"):
+        stats.geometric_rate([1.0, 0.5], window=0)

@@ -16,4 +16,15 @@ try:
 except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled copy
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from dsnn import device, gradient_descent, kuramoto, neural_ode, plotting, rng, stats
+
+__all__ = [
+    "__version__",
+    "device",
+    "gradient_descent",
+    "kuramoto",
+    "neural_ode",
+    "plotting",
+    "rng",
+    "stats",
+]

@@ -1,6 +1,6 @@
 """Kuramoto oscillators: many units, one order parameter, and the mean-field limit.
 
-Model (Kuramoto 1975; Strogatz 2000, eq. 1), with an optional coupling graph ``A``:
+Model (Kuramoto 1975; Strogatz 2000), with an optional coupling graph ``A``:
 
     dθ_i/dt = ω_i + (K/N) Σ_j A_ij sin(θ_j − θ_i),        i = 1, ..., N.
 
@@ -10,9 +10,10 @@ coupling (``A = 1``) uses ``z = r e^{iψ}``, the complex order parameter, and co
 
 Mean-field theory for natural frequencies drawn from a Lorentzian of half-width ``γ``: the
 incoherent state loses stability at ``K_c = 2γ`` and above it the stationary order parameter of
-the ``N → ∞`` limit is ``r = sqrt(1 − K_c/K)`` (Kuramoto 1975; exact on the Ott–Antonsen
-manifold, Ott & Antonsen 2008, eq. 13). For a unimodal symmetric density ``g`` the onset is
-``K_c = 2 / (π g(0))`` (Strogatz 2000, eq. 6).
+the ``N → ∞`` limit is ``r = sqrt(1 − K_c/K)`` (Kuramoto 1975). On the Ott–Antonsen manifold
+the order parameter obeys ``dr/dt = −γ r + (K/2) r (1 − r²)`` exactly (Ott & Antonsen 2008), whose
+stable equilibrium is this ``r``. For a unimodal symmetric density ``g`` the onset is
+``K_c = 2 / (π g(0))`` (Kuramoto 1975; Strogatz 2000).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def ott_antonsen_r(K, gamma: float):
     K_arr = _checks.finite_array("K", K)
     if (K_arr < 0).any():
         raise ValueError("K must be >= 0")
-    r = np.sqrt(np.clip(1.0 - 2.0 * gamma / np.where(K_arr > 0, K_arr, np.inf), 0.0, None))
+    above = K_arr > 2.0 * gamma
+    r = np.sqrt(np.where(above, 1.0 - 2.0 * gamma / np.where(above, K_arr, 1.0), 0.0))
     return float(r) if r.ndim == 0 else r
 
 

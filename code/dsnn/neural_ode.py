@@ -73,7 +73,9 @@ def _check_state(x0) -> torch.Tensor:
     return x0
 
 
-def euler_resnet(f: VectorField, x0, T: float, n_layers: int) -> torch.Tensor:
+def euler_resnet(
+    f: VectorField, x0, T: float, n_layers: int, *, return_states: bool = False
+) -> torch.Tensor:
     """Depth-``n_layers`` residual network with step ``Δt = T / n_layers``.
 
     ``h_0 = x0``, ``h_{k+1} = h_k + Δt f(t_k, h_k)``, ``t_k = k Δt``; returns ``h_L``. This is the
@@ -89,6 +91,8 @@ def euler_resnet(f: VectorField, x0, T: float, n_layers: int) -> torch.Tensor:
         Final time (total "depth-time").
     n_layers : int
         Number of residual blocks ``L``.
+    return_states : bool
+        If true, return all hidden states ``h_0, ..., h_L`` stacked along a new first axis.
     """
     if not callable(f):
         raise TypeError(f"f must be a callable vector field f(t, h), got {type(f).__name__}")
@@ -96,10 +100,31 @@ def euler_resnet(f: VectorField, x0, T: float, n_layers: int) -> torch.Tensor:
     T = _checks.positive_float("T", T)
     n_layers = _checks.integer("n_layers", n_layers, minimum=1)
     dt = T / n_layers
+    states = [h]
     for k in range(n_layers):
         t = torch.as_tensor(k * dt, dtype=h.dtype, device=h.device)
         h = h + dt * f(t, h)
-    return h
+        if return_states:
+            states.append(h)
+    return torch.stack(states) if return_states else h
+
+
+def ode_trajectory(
+    f: VectorField, x0, times, *, rtol: float = 1e-9, atol: float = 1e-11, method: str = "dopri5"
+) -> torch.Tensor:
+    """Solution ``h(t)`` of ``h' = f(t, h)``, ``h(0) = x0``, at the increasing ``times``.
+
+    Returns a tensor of shape ``(len(times), *x0.shape)``; ``times[0]`` must be 0.
+    """
+    if not callable(f):
+        raise TypeError(f"f must be a callable vector field f(t, h), got {type(f).__name__}")
+    h0 = _check_state(x0)
+    t = _checks.finite_tensor("times", times, ndim=1).to(dtype=h0.dtype, device=h0.device)
+    if t[0] != 0 or (t.numel() > 1 and not bool((torch.diff(t) > 0).all())):
+        raise ValueError("times must start at 0 and increase strictly")
+    rtol = _checks.positive_float("rtol", rtol)
+    atol = _checks.positive_float("atol", atol)
+    return odeint(f, h0, t, rtol=rtol, atol=atol, method=method)
 
 
 def ode_flow(
