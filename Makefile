@@ -46,8 +46,10 @@ $(BUILD)/.code-hash: $(STAMP) FORCE
 
 FORCE:
 
+# Sphinx reports a warning only when it reads a page, and an incremental build does not read an
+# unchanged page again: after a failed build, forget what was read so the failure is reported again.
 book: $(BUILD)/.code-hash
-	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	$(BIN)/jupyter-book build . $(JB_FLAGS) || { rm -rf $(BUILD)/.doctrees $(BUILD)/html; exit 1; }
 	@echo "open $(BUILD)/html/index.html"
 
 lint: $(STAMP)
