@@ -4,7 +4,8 @@ The tested package behind the executable book *Neural Networks as Dynamical Syst
 backs one topic of the book:
 
 - :mod:`dsnn.neural_ode` — residual networks as Euler schemes, neural ODE flows;
-- :mod:`dsnn.gradient_descent` — gradient descent as a map, its stability;
+- :mod:`dsnn.gradient_descent` — gradient descent as a map, its stability, edge of stability;
+- :mod:`dsnn.hessian` — Hessian-vector products, sharpness, neural-tangent-kernel Gram matrices;
 - :mod:`dsnn.kuramoto` — coupled oscillators and their mean-field limit;
 - :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers.
 """
@@ -16,12 +17,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled copy
     __version__ = "0.0.0"
 
-from dsnn import device, gradient_descent, kuramoto, neural_ode, plotting, rng, stats
+from dsnn import device, gradient_descent, hessian, kuramoto, neural_ode, plotting, rng, stats
 
 __all__ = [
     "__version__",
     "device",
     "gradient_descent",
+    "hessian",
     "kuramoto",
     "neural_ode",
     "plotting",
