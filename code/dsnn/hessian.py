@@ -48,10 +48,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
+from threadpoolctl import threadpool_limits
 
 from dsnn import _checks
-
-from threadpoolctl import threadpool_limits
 
 Params = torch.Tensor | Sequence[torch.Tensor]
 LossFn = Callable[[], torch.Tensor]
