@@ -437,3 +437,87 @@ def test_train_full_batch_with_a_device_argument_matches_the_default():
     np.testing.assert_allclose(runs[1].loss, runs[0].loss, rtol=1e-10)
     np.testing.assert_allclose(runs[1].sharpness, runs[0].sharpness, rtol=1e-3)
     np.testing.assert_allclose(runs[1].mu, runs[0].mu, rtol=1e-8, atol=1e-12)
+
+
+# ---- batched GD, the product model's loss, mu on the range of a singular Gram matrix ----
+
+
+def test_gd_batch_equals_separate_runs_with_their_own_learning_rates():
+    loss_one = gdm.quadratic_loss(H)
+    Ht = torch.from_numpy(H)
+
+    def loss_batch(x):
+        return 0.5 * ((x @ Ht) * x).sum(dim=1)
+
+    x0 = np.array([[1.0, 1.0], [-0.5, 2.0], [0.3, -0.1]])
+    etas = np.array([0.05, 0.15, 0.19])
+    batch = gdm.gd_batch(loss_batch, x0, etas, n_steps=30)
+    for b in range(3):
+        single = gdm.gd(loss_one, x0[b], etas[b], n_steps=30)
+        np.testing.assert_allclose(batch.x_final[b].numpy(), single.x_final.numpy(), rtol=1e-12)
+    assert not batch.diverged.any() and (batch.diverged_at == -1).all()
+
+
+def test_gd_batch_flags_exactly_the_runs_above_two_over_lambda_max():
+    Ht = torch.from_numpy(H)
+
+    def loss_batch(x):
+        return 0.5 * ((x @ Ht) * x).sum(dim=1)
+
+    etas = np.array([0.9, 0.99, 1.01, 1.5]) * gdm.stability_threshold(H)
+    result = gdm.gd_batch(loss_batch, np.ones((4, 2)), etas, n_steps=5000)
+    assert result.diverged.tolist() == [False, False, True, True]
+    assert (result.diverged_at[2:] > 0).all()
+    assert torch.isfinite(result.x_final).all() and torch.isfinite(result.loss_final).all()
+    assert (result.loss_final[:2] < 1e-12).all()
+
+
+def test_product_loss_vanishes_exactly_on_the_hyperbola():
+    y = np.array([1.0, 2.0])
+    loss = gdm.product_loss(y, 1.5 * y)
+    u = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    on_m = torch.stack([1.5**0.5 * torch.exp(u), 1.5**0.5 * torch.exp(-u)], dim=1)
+    assert torch.allclose(loss(on_m), torch.zeros(9, dtype=torch.float64), atol=1e-28)
+    off = torch.tensor([[1.0, 1.0]], dtype=torch.float64)  # x1 x2 = 1: residuals -0.5 y_i
+    assert loss(off).item() == pytest.approx(0.5 * np.mean((0.5 * y) ** 2))
+    with pytest.raises(ValueError, match="x must have shape"):
+        loss(torch.ones(3, dtype=torch.float64))
+
+
+def test_mu_on_the_range_of_a_rank_one_gram_matrix_is_the_normal_space_exponent():
+    # F = x1 x2 y with data y = (1, 2), z = c y: g_i = y_i (x2, x1) are parallel, G has rank 1.
+    # The normal space is spanned by (x2, x1); GD's Jacobian there is 1 - eta mean(y^2)|x|^2.
+    y = np.array([1.0, 2.0])
+    x = np.array([2.0, 0.25])
+    gram = np.outer(y, y) * (x @ x)
+    eta = 0.3
+    expected = np.log(abs(1 - eta * np.mean(y**2) * (x @ x)))
+    assert gdm.gd_exponent(gram, eta, restrict_to_range=True) == pytest.approx(expected)
+    # Without the restriction eq. 2.18 sees the zero eigenvalue: ||.|| >= 1, mu >= 0.
+    assert gdm.gd_exponent(gram, eta) == pytest.approx(max(expected, 0.0))
+    # For a non-singular Gram matrix the option changes nothing.
+    full = np.array([[2.0, 0.5], [0.5, 1.0]])
+    assert gdm.gd_exponent(full, 0.4, restrict_to_range=True) == gdm.gd_exponent(full, 0.4)
+    with pytest.raises(ValueError, match="gram is zero"):
+        gdm.gd_exponent(np.zeros((2, 2)), 0.1, restrict_to_range=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"eta": [0.1, -0.1]}, "eta must be > 0 for every run"),
+        ({"eta": [0.1, 0.1, 0.1]}, "eta must have one entry per run"),
+        ({"x0": np.ones(2)}, "x0 must have 2 dimension"),
+        ({"x0": np.array([[1.0, np.nan], [0.0, 0.0]])}, "x0 must contain only finite"),
+        ({"n_steps": -2}, "n_steps must be an integer >= 0"),
+    ],
+)
+def test_gd_batch_rejects_bad_input(kwargs, match):
+    args = {
+        "loss_fn": gdm.product_loss([1.0], [1.0]),
+        "x0": np.ones((2, 2)),
+        "eta": 0.1,
+        "n_steps": 3,
+    } | kwargs
+    with pytest.raises((ValueError, TypeError), match=match):
+        gdm.gd_batch(**args)

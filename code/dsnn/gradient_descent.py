@@ -134,6 +134,96 @@ def gd(
     )
 
 
+@dataclass
+class BatchGDResult:
+    """What :func:`gd_batch` returns: the end of ``B`` independent runs.
+
+    Attributes
+    ----------
+    x_final : tensor of shape ``(B, D)``
+        Last iterate of each run (the last finite one for a run that diverged).
+    loss_final : tensor of shape ``(B,)``
+        Loss at ``x_final``.
+    diverged : tensor of bool, shape ``(B,)``
+        Which runs left every bounded region (and were stopped there).
+    diverged_at : tensor of int, shape ``(B,)``
+        Step at which a run was stopped; ``-1`` for runs that did not diverge.
+    """
+
+    x_final: torch.Tensor
+    loss_final: torch.Tensor
+    diverged: torch.Tensor
+    diverged_at: torch.Tensor
+
+
+def gd_batch(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x0,
+    eta,
+    n_steps: int,
+    *,
+    divergence_threshold: float = 1e12,
+) -> BatchGDResult:
+    """Run ``B`` independent gradient descents ``x_{n+1} = x_n − η ∇L(x_n)`` as one batch.
+
+    Vectorised over initial points and learning rates: one forward and one backward pass per
+    step for the whole batch (the gradient of ``Σ_b L(x_b)`` with respect to row ``b`` is
+    ``∇L(x_b)``). Runs that blow up are frozen at their last finite iterate and flagged.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        Maps a batch of parameter vectors, shape ``(B, D)``, to their losses, shape ``(B,)``;
+        row ``b`` of the output must depend on row ``b`` of the input only.
+    x0 : array-like of shape ``(B, D)``
+        Initial points.
+    eta : float or array-like of shape ``(B,)``
+        Learning rate(s) ``η > 0``, one per run or one for all.
+    n_steps : int
+        Number of GD steps.
+    divergence_threshold : float
+        A run whose loss or iterate norm exceeds this (or stops being finite) is stopped.
+    """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    x = _checks.finite_tensor("x0", x0, ndim=2).detach().clone()
+    eta_t = _checks.finite_tensor("eta", eta, ndim=(0, 1)).to(x.dtype)
+    if (eta_t <= 0).any():
+        raise ValueError("eta must be > 0 for every run")
+    if eta_t.ndim == 1 and eta_t.shape[0] != x.shape[0]:
+        raise ValueError(f"eta must have one entry per run ({x.shape[0]}), got {eta_t.shape[0]}")
+    eta_t = eta_t.reshape(-1, 1) if eta_t.ndim == 1 else eta_t
+    n_steps = _checks.integer("n_steps", n_steps, minimum=0)
+    divergence_threshold = _checks.positive_float("divergence_threshold", divergence_threshold)
+
+    batch = x.shape[0]
+    active = torch.ones(batch, dtype=torch.bool, device=x.device)
+    diverged_at = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+    x_keep = x.clone()  # last finite iterate of each run
+    losses = torch.empty(batch, dtype=x.dtype, device=x.device)
+    for n in range(n_steps + 1):
+        x.requires_grad_(True)
+        loss = loss_fn(x)
+        if not isinstance(loss, torch.Tensor) or loss.shape != (batch,):
+            raise ValueError(f"loss_fn must return one loss per run, shape ({batch},)")
+        value = loss.detach()
+        valid = torch.isfinite(value) & (value <= divergence_threshold)
+        valid &= x.detach().norm(dim=1) <= divergence_threshold
+        if n == 0 and not valid.all():
+            raise ValueError("loss_fn(x0) must be finite and below divergence_threshold")
+        diverged_at[active & ~valid] = n
+        active &= valid
+        x_keep = torch.where(active[:, None], x.detach(), x_keep)
+        losses = torch.where(active, value, losses)
+        if n == n_steps or not active.any():
+            break
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        x = torch.where(active[:, None], x.detach() - eta_t * grad, x_keep).detach()
+    return BatchGDResult(
+        x_final=x_keep, loss_final=losses, diverged=~active, diverged_at=diverged_at
+    )
+
+
 def stability_threshold(hessian) -> float:
     """Largest stable learning rate ``2 / λ_max(H)`` of GD at a minimum with Hessian ``H``.
 
@@ -162,7 +252,7 @@ def quadratic_loss(hessian) -> Callable[[torch.Tensor], torch.Tensor]:
 # --------------------------------------------------------------------------------------------
 
 
-def gd_exponent(gram, eta: float) -> float:
+def gd_exponent(gram, eta: float, *, restrict_to_range: bool = False, rtol: float = 1e-10) -> float:
     """Linear-stability exponent ``μ = log ‖1_N − (η/N) G‖₂`` of GD at an interpolating minimum.
 
     Chemnitz & Engel (2025), eq. 2.18. ``G_ij = g_i · g_j`` is the Gram matrix (empirical NTK) of
@@ -181,6 +271,13 @@ def gd_exponent(gram, eta: float) -> float:
         Symmetric positive semi-definite Gram matrix (e.g. :func:`dsnn.hessian.ntk_gram`).
     eta : float
         Learning rate ``η > 0``.
+    restrict_to_range : bool
+        Take the maximum only over the non-zero eigenvalues of ``G`` (those above
+        ``rtol × λ_max(G)``). The range of ``G`` corresponds to ``span{g_i}``, so this is ``μ``
+        on the normal space also when the ``g_i`` are linearly dependent (H1 fails), e.g. for
+        data that repeat one constraint. With non-singular ``G`` it changes nothing.
+    rtol : float
+        Relative size below which an eigenvalue of ``G`` counts as zero (with the option above).
 
     Returns
     -------
@@ -196,7 +293,12 @@ def gd_exponent(gram, eta: float) -> float:
             "gram must be positive semi-definite (a Gram matrix g_i · g_j); its smallest "
             f"eigenvalue is {eigenvalues[0]:.3g}"
         )
+    rtol = _checks.positive_float("rtol", rtol)
     n = matrix.shape[0]
+    if restrict_to_range:
+        eigenvalues = eigenvalues[eigenvalues > rtol * eigenvalues[-1]]
+        if eigenvalues.size == 0:
+            raise ValueError("gram is zero: the normal space is trivial and mu is undefined")
     rho = float(np.max(np.abs(1.0 - eta * eigenvalues / n)))
     return math.log(rho) if rho > 0 else -math.inf
 
@@ -227,6 +329,27 @@ class ProductModel(torch.nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """``F(x, y) = x1 x2 y``, elementwise (output has the shape of ``y``)."""
         return self.x[0] * self.x[1] * y
+
+
+def product_loss(y, z) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Batched loss of :class:`ProductModel`: ``L(x) = (1/N) Σ_i ½ (x1 x2 y_i − z_i)²``.
+
+    Returns a function mapping parameters of shape ``(B, 2)`` to losses of shape ``(B,)``, for
+    :func:`gd_batch`. Data with a common ratio ``z_i / y_i = c`` have the hyperbola
+    ``x1 x2 = c`` as their manifold of minima.
+    """
+    y_t = _checks.finite_tensor("y", y, ndim=1)
+    z_t = _checks.finite_tensor("z", z, ndim=1)
+    if y_t.shape != z_t.shape:
+        raise ValueError(f"y and z must have the same length, got {y_t.numel()} and {z_t.numel()}")
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != 2:
+            raise ValueError(f"x must have shape (B, 2), got {tuple(x.shape)}")
+        residual = (x[:, :1] * x[:, 1:2]) * y_t.to(x) - z_t.to(x)
+        return 0.5 * (residual**2).mean(dim=1)
+
+    return loss
 
 
 # --------------------------------------------------------------------------------------------
