@@ -521,3 +521,21 @@ def test_gd_batch_rejects_bad_input(kwargs, match):
     } | kwargs
     with pytest.raises((ValueError, TypeError), match=match):
         gdm.gd_batch(**args)
+
+
+def test_one_gd_step_shrinks_the_imbalance_of_the_product_model_by_one_minus_eta_r_squared():
+    # Balancing identity: x1'^2 - x2'^2 = (1 - eta^2 r^2)(x1^2 - x2^2), r = mean(y^2)(x1 x2 - c).
+    sp = pytest.importorskip("sympy")
+    x1, x2, eta, r = sp.symbols("x1 x2 eta r", real=True)
+    step = ((x1 - eta * r * x2) ** 2 - (x2 - eta * r * x1) ** 2) - (1 - eta**2 * r**2) * (
+        x1**2 - x2**2
+    )
+    assert sp.expand(step) == 0
+    # ... and the package's GD step obeys it numerically.
+    y = np.array([1.0, 2.0])
+    x0 = np.array([[1.7, -0.4]])
+    eta_v = 0.07
+    out = gdm.gd_batch(gdm.product_loss(y, 0.5 * y), x0, eta_v, n_steps=1).x_final.numpy()[0]
+    r_v = np.mean(y**2) * (x0[0, 0] * x0[0, 1] - 0.5)
+    expected = (1 - eta_v**2 * r_v**2) * (x0[0, 0] ** 2 - x0[0, 1] ** 2)
+    assert out[0] ** 2 - out[1] ** 2 == pytest.approx(expected, rel=1e-12)
