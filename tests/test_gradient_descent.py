@@ -539,3 +539,17 @@ def test_one_gd_step_shrinks_the_imbalance_of_the_product_model_by_one_minus_eta
     r_v = np.mean(y**2) * (x0[0, 0] * x0[0, 1] - 0.5)
     expected = (1 - eta_v**2 * r_v**2) * (x0[0, 0] ** 2 - x0[0, 1] ** 2)
     assert out[0] ** 2 - out[1] ** 2 == pytest.approx(expected, rel=1e-12)
+
+
+def test_ntk_sharpness_equals_the_hessian_sharpness_for_least_squares():
+    # For a linear model the Hessian is XᵀX/N, whose non-zero spectrum is that of the Gram
+    # matrix XXᵀ divided by N: both sharpness measurements must give lambda_max(XᵀX)/N.
+    model, X, z, _ = linear_problem(d=4)
+    record = gdm.train_full_batch(
+        model, X, z[:, None], 0.05, 10, sharpness_every=5, track_mu=True, sharpness_tol=1e-10
+    )
+    expected = np.linalg.eigvalsh(X.T @ X)[-1] / len(z)
+    np.testing.assert_allclose(record.ntk_sharpness, expected, rtol=1e-10)
+    np.testing.assert_allclose(record.sharpness, expected, rtol=1e-8)
+    # mu also sees the N − 4 zero eigenvalues of the Gram matrix: |1 − 0| = 1, so mu >= 0.
+    assert (record.mu >= 0).all() and record.ntk_sharpness.shape == record.mu.shape

@@ -7,6 +7,7 @@ backs one topic of the book:
 - :mod:`dsnn.gradient_descent` — gradient descent as a map, its stability, edge of stability;
 - :mod:`dsnn.hessian` — Hessian-vector products, sharpness, neural-tangent-kernel Gram matrices;
 - :mod:`dsnn.kuramoto` — coupled oscillators and their mean-field limit;
+- :mod:`dsnn.models`, :mod:`dsnn.datasets` — small networks and shipped data;
 - :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers.
 """
 
@@ -17,14 +18,27 @@ try:
 except PackageNotFoundError:  # pragma: no cover - only when run from an uninstalled copy
     __version__ = "0.0.0"
 
-from dsnn import device, gradient_descent, hessian, kuramoto, neural_ode, plotting, rng, stats
+from dsnn import (
+    datasets,
+    device,
+    gradient_descent,
+    hessian,
+    kuramoto,
+    models,
+    neural_ode,
+    plotting,
+    rng,
+    stats,
+)
 
 __all__ = [
     "__version__",
+    "datasets",
     "device",
     "gradient_descent",
     "hessian",
     "kuramoto",
+    "models",
     "neural_ode",
     "plotting",
     "rng",

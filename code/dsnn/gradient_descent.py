@@ -382,6 +382,10 @@ class TrainingRecord:
     mu : ndarray
         ``μ(x_n) = log ‖1_N − (η/N) G(x_n)‖`` at the sharpness steps when tracked (GD only),
         else empty.
+    ntk_sharpness : ndarray
+        ``λ_max(G(x_n)) / N`` at the same steps when ``μ`` is tracked: the largest eigenvalue of
+        the Gauss–Newton part ``(1/N) Σ g_i g_iᵀ`` of the Hessian, whose term
+        ``log |1 − η λ_max(G)/N|`` is the one in ``μ`` that can cross zero.
     eta : float
         Learning rate (NaN for gradient flow).
     diverged : bool
@@ -401,6 +405,7 @@ class TrainingRecord:
     sharpness: np.ndarray
     n_hvp: np.ndarray
     mu: np.ndarray
+    ntk_sharpness: np.ndarray
     eta: float = math.nan
     diverged: bool = False
     diverged_at: int | None = None
@@ -418,6 +423,7 @@ class _Recorder:
     def __init__(self):
         self.step, self.time, self.loss = [], [], []
         self.s_step, self.s_time, self.sharp, self.n_hvp, self.mu = [], [], [], [], []
+        self.ntk_sharpness = []
 
     def record(self, **kwargs) -> TrainingRecord:
         return TrainingRecord(
@@ -429,6 +435,7 @@ class _Recorder:
             sharpness=np.asarray(self.sharp, dtype=float),
             n_hvp=np.asarray(self.n_hvp, dtype=np.int64),
             mu=np.asarray(self.mu, dtype=float),
+            ntk_sharpness=np.asarray(self.ntk_sharpness, dtype=float),
             **kwargs,
         )
 
@@ -594,6 +601,7 @@ def train_full_batch(
             if track_mu:
                 gram = _hessian.ntk_gram(model, params, X)
                 rec.mu.append(gd_exponent(gram, eta))
+                rec.ntk_sharpness.append(float(np.linalg.eigvalsh(gram)[-1]) / gram.shape[0])
         if n == n_steps:
             break
         with torch.no_grad():
