@@ -484,10 +484,19 @@ def _half_mse(model, X, y) -> torch.Tensor:
     return 0.5 * ((out - y) ** 2).sum() / y.shape[0]
 
 
-def _blown_up(value: float, params, threshold: float) -> bool:
-    if not math.isfinite(value) or value > threshold:
-        return True
-    return any(not bool(torch.isfinite(p.detach()).all()) for p in params)
+def _blown_up(value: float, params, threshold: float, step: int) -> bool:
+    """True if the run left every bounded region at ``step``; at step 0 that is an input error."""
+    blown = (
+        not math.isfinite(value)
+        or value > threshold
+        or any(not bool(torch.isfinite(p.detach()).all()) for p in params)
+    )
+    if blown and step == 0:
+        raise ValueError(
+            f"the initial loss {value:g} is not finite or exceeds "
+            f"divergence_threshold={threshold:g}"
+        )
+    return blown
 
 
 def _check_measure_every(name, value):
@@ -578,12 +587,7 @@ def train_full_batch(
         measure = sharpness_every is not None and n % sharpness_every == 0
         loss = _half_mse(model, X, y)
         value = float(loss.detach())
-        if _blown_up(value, params, divergence_threshold):
-            if n == 0:
-                raise ValueError(
-                    f"the initial loss {value:g} is not finite or exceeds "
-                    f"divergence_threshold={divergence_threshold:g}"
-                )
+        if _blown_up(value, params, divergence_threshold, n):
             diverged_at = n
             break
         rec.step.append(n)
@@ -715,12 +719,8 @@ def train_gradient_flow(
         loss, grads = gradient(create_graph=measure)
         value = float(loss.detach())
         k1 = flat_grad(grads)
-        if _blown_up(value, params, divergence_threshold) or not bool(torch.isfinite(k1).all()):
-            if n == 0:
-                raise ValueError(
-                    f"the initial loss {value:g} is not finite or exceeds "
-                    f"divergence_threshold={divergence_threshold:g}"
-                )
+        blown = _blown_up(value, params, divergence_threshold, n)
+        if blown or not bool(torch.isfinite(k1).all()):
             diverged_at = n
             break
         rec.step.append(n)
