@@ -106,3 +106,13 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert commands == ["make test"]
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
+
+
+def test_mathjax_is_served_from_the_book_itself():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["sphinx"]["local_extensions"]["local_mathjax"] == "book/_ext"
+    assert (ROOT / "book" / "_mathjax" / "tex-mml-chtml.js").stat().st_size > 100_000
+    assert (ROOT / "book" / "_mathjax" / "output" / "chtml" / "fonts").is_dir()
+    # Nothing under a _static folder: Jupyter Book would inject every .js file into every page.
+    for static in (ROOT / "_static", ROOT / "book" / "_static"):
+        assert not list(static.glob("**/*.js")), f"{static} must not hold MathJax"
