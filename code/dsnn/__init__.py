@@ -20,6 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - only when run from an uninsta
 
 from dsnn import (
     datasets,
+    delay,
     device,
     gradient_descent,
     hessian,
@@ -34,6 +35,7 @@ from dsnn import (
 __all__ = [
     "__version__",
     "datasets",
+    "delay",
     "device",
     "gradient_descent",
     "hessian",
