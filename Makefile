@@ -15,11 +15,11 @@ export MPLCONFIGDIR ?= $(CURDIR)/$(BUILD)/.mplconfig
 unexport MPLBACKEND
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book test lint pytest notebooks bench clean
+.PHONY: help venv book test lint pytest browser-test notebooks bench clean
 
 help:
 	@echo "make book   build the executed HTML book into $(BUILD)/html"
-	@echo "make test   ruff, pytest and a strict book build (what CI runs)"
+	@echo "make test   ruff, pytest, a strict book build and a browser check of the site (CI)"
 	@echo "make notebooks   write .ipynb copies of the chapters to $(BUILD)/notebooks"
 	@echo "make bench  run the benchmarks (ratios against baselines)"
 	@echo "make clean  remove $(BUILD) (keeps $(VENV))"
@@ -59,7 +59,17 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
-test: lint pytest book
+# The built site in a real browser: Debian's Chromium driven by Playwright (no browser download).
+browser-test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Chromium (Debian package) for the browser test"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || true; }
+	@if command -v chromium >/dev/null 2>&1; then \
+	   $(BIN)/python -m pytest -m browser tests/test_site.py; \
+	 else \
+	   echo "!!!!!!!! BROWSER TEST SKIPPED: Chromium could not be installed on this machine !!!!!!!!"; \
+	 fi
+
+test: lint pytest book browser-test
 
 notebooks: $(STAMP)
 	@rm -rf $(BUILD)/notebooks && mkdir -p $(BUILD)/notebooks
