@@ -30,6 +30,7 @@ from dsnn import (
     neural_ode,
     plotting,
     rng,
+    sgd_lyapunov,
     stats,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "neural_ode",
     "plotting",
     "rng",
+    "sgd_lyapunov",
     "stats",
 ]
