@@ -15,13 +15,14 @@ export MPLCONFIGDIR ?= $(CURDIR)/$(BUILD)/.mplconfig
 unexport MPLBACKEND
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book test lint pytest browser-test notebooks bench clean
+.PHONY: help venv book test lint pytest browser-test linkcheck notebooks bench clean
 
 help:
 	@echo "make book   build the executed HTML book into $(BUILD)/html"
 	@echo "make test   ruff, pytest, a strict book build and a browser check of the site (CI)"
 	@echo "make notebooks   write .ipynb copies of the chapters to $(BUILD)/notebooks"
 	@echo "make bench  run the benchmarks (ratios against baselines)"
+	@echo "make linkcheck   check external links (needs the network)"
 	@echo "make clean  remove $(BUILD) (keeps $(VENV))"
 
 venv: $(STAMP)
@@ -70,6 +71,10 @@ browser-test: $(STAMP)
 	 fi
 
 test: lint pytest book browser-test
+
+# External links need the network, so this is not part of `make test`.
+linkcheck: $(STAMP)
+	$(BIN)/jupyter-book build . --builder linkcheck
 
 notebooks: $(STAMP)
 	@rm -rf $(BUILD)/notebooks && mkdir -p $(BUILD)/notebooks

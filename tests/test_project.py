@@ -116,3 +116,10 @@ def test_mathjax_is_served_from_the_book_itself():
     # Nothing under a _static folder: Jupyter Book would inject every .js file into every page.
     for static in (ROOT / "_static", ROOT / "book" / "_static"):
         assert not list(static.glob("**/*.js")), f"{static} must not hold MathJax"
+
+
+def test_citation_and_changelog_name_the_package_version():
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert str(citation["version"]) == version.group(1)
+    assert f"## {version.group(1)}" in (ROOT / "CHANGELOG.md").read_text()
