@@ -95,6 +95,12 @@ def test_page_reads_cleanly(server, browser, page_path):
         ".length"
     )
     assert uncaptioned == 0, "every figure of a chapter has a caption"
+    # A figure whose image failed to render (e.g. a bad maths label) shows only its caption.
+    empty_figures = page.evaluate(
+        "() => [...document.querySelectorAll('main figure')]"
+        ".filter(f => !f.querySelector('img, svg')).map(f => f.id)"
+    )
+    assert empty_figures == [], f"figures without an image: {empty_figures}"
 
     # Maths is typeset: MathJax output present, no raw TeX delimiters left in the text.
     if has_math:

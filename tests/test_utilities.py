@@ -101,3 +101,33 @@ def test_geometric_rate_rejects_bad_input():
         stats.geometric_rate([1.0, 0.0])
     with pytest.raises(ValueError, match="window must be an integer >= 1"):
         stats.geometric_rate([1.0, 0.5], window=0)
+
+
+def test_batch_means_of_block_constant_series_is_exact():
+    # Two chains, four blocks of 3 steps each, constant within blocks: the block means are the
+    # constants, so the standard error is their sample standard deviation over sqrt(8).
+    blocks = np.array([[1.0, 2.0, 3.0, 6.0], [0.0, 4.0, 2.0, 2.0]])  # (chain, block)
+    series = np.repeat(blocks.T, 3, axis=0)  # (12 steps, 2 chains)
+    mean, stderr = stats.batch_means(series, n_blocks=4)
+    assert mean == pytest.approx(blocks.mean())
+    assert stderr == pytest.approx(blocks.ravel().std(ddof=1) / np.sqrt(8))
+
+
+def test_batch_means_of_iid_noise_and_extra_axes():
+    # i.i.d. N(0, 1): the error bar is 1/sqrt(n_steps * n_chains) up to sampling error.
+    series = np.random.default_rng(0).normal(size=(20_000, 4, 3))
+    mean, stderr = stats.batch_means(series, n_blocks=20)
+    assert mean.shape == stderr.shape == (3,)
+    assert np.allclose(stderr, 1 / np.sqrt(80_000), rtol=0.25)
+    assert np.all(np.abs(mean) < 4 * stderr)
+
+
+def test_batch_means_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"series must have shape \(n_steps, n_chains, ...\)"):
+        stats.batch_means(np.zeros(10))
+    with pytest.raises(ValueError, match="need n_steps >= n_blocks"):
+        stats.batch_means(np.zeros((5, 2)), n_blocks=10)
+    with pytest.raises(ValueError, match="at least 2 blocks"):
+        stats.batch_means(np.zeros((5, 1)), n_blocks=1)
+    with pytest.raises(ValueError, match="only finite numbers"):
+        stats.batch_means(np.full((5, 2), np.nan), n_blocks=2)

@@ -3,10 +3,14 @@
 The tested package behind the executable book *Neural Networks as Dynamical Systems*. Each module
 backs one topic of the book:
 
-- :mod:`dsnn.neural_ode` — residual networks as Euler schemes, neural ODE flows;
+- :mod:`dsnn.neural_ode` — residual networks as Euler schemes, neural ODEs, augmentation, embedding;
+- :mod:`dsnn.mlp_geometry` — critical points of MLPs and neural ODEs;
+- :mod:`dsnn.delay` — neural delay differential equations and memory;
 - :mod:`dsnn.gradient_descent` — gradient descent as a map, its stability, edge of stability;
 - :mod:`dsnn.hessian` — Hessian-vector products, sharpness, neural-tangent-kernel Gram matrices;
-- :mod:`dsnn.kuramoto` — coupled oscillators and their mean-field limit;
+- :mod:`dsnn.sgd_lyapunov` — SGD stability through Lyapunov exponents;
+- :mod:`dsnn.kuramoto`, :mod:`dsnn.graphons`, :mod:`dsnn.meanfield` — mean-field limits;
+- :mod:`dsnn.propagation` — signal and gradient propagation, generative flows;
 - :mod:`dsnn.models`, :mod:`dsnn.datasets` — small networks and shipped data;
 - :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers.
 """
@@ -31,6 +35,7 @@ from dsnn import (
     models,
     neural_ode,
     plotting,
+    propagation,
     rng,
     sgd_lyapunov,
     stats,
@@ -50,6 +55,7 @@ __all__ = [
     "models",
     "neural_ode",
     "plotting",
+    "propagation",
     "rng",
     "sgd_lyapunov",
     "stats",

@@ -42,3 +42,42 @@ def geometric_rate(values, window: int = 20) -> float:
         raise ValueError("values must be positive to have a geometric rate")
     w = min(window, v.size - 1)
     return float((v[-1] / v[-1 - w]) ** (1.0 / w))
+
+
+def batch_means(series, n_blocks: int = 10) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Mean of a time series from several chains and its batch-means standard error.
+
+    ``series`` has shape ``(n_steps, n_chains, ...)``: time first, independent chains second,
+    any further axes are separate quantities (one per point of a parameter grid, say). Each
+    chain's run is cut into ``n_blocks`` consecutive blocks (the last one takes the remainder);
+    the estimate is the mean over all steps and chains, and its standard error is the standard
+    deviation of the ``n_blocks × n_chains`` block means divided by ``sqrt(n_blocks × n_chains)``
+    (the method of batch means; e.g. Flegal & Jones 2010). Blocks much longer than the
+    correlation time of the series make the block means nearly independent. This is the error
+    bar of the Lyapunov exponents in :mod:`dsnn.sgd_lyapunov` and :mod:`dsnn.propagation`.
+
+    Returns
+    -------
+    mean, stderr : float or ndarray of shape ``series.shape[2:]``
+    """
+    x = _checks.finite_array("series", series)
+    if x.ndim < 2:
+        raise ValueError(f"series must have shape (n_steps, n_chains, ...), got shape {x.shape}")
+    n_blocks = _checks.integer("n_blocks", n_blocks, minimum=1)
+    n_steps, n_chains = x.shape[:2]
+    if n_steps < n_blocks or n_blocks * n_chains < 2:
+        raise ValueError(
+            f"need n_steps >= n_blocks and at least 2 blocks in all, got n_steps={n_steps}, "
+            f"n_chains={n_chains} and n_blocks={n_blocks}"
+        )
+    block_of = np.minimum(np.arange(n_steps) // (n_steps // n_blocks), n_blocks - 1)
+    counts = np.bincount(block_of, minlength=n_blocks).astype(float)
+    sums = np.zeros((n_blocks, *x.shape[1:]))
+    np.add.at(sums, block_of, x)
+    means = sums / counts.reshape((-1,) + (1,) * (x.ndim - 1))
+    means = means.reshape((n_blocks * n_chains, *x.shape[2:]))
+    mean = x.mean(axis=(0, 1))
+    stderr = means.std(axis=0, ddof=1) / np.sqrt(means.shape[0])
+    if x.ndim == 2:
+        return float(mean), float(stderr)
+    return mean, stderr
