@@ -31,6 +31,7 @@ import numpy as np
 import scipy.integrate
 import scipy.optimize
 import torch
+from _timing import median_time, timed
 
 from dsnn import device as dsnn_device
 from dsnn import propagation as pr
@@ -38,22 +39,6 @@ from dsnn import propagation as pr
 GRID_W = np.round(np.linspace(0.5, 3.0, 26), 2)
 GRID_B = np.round(np.linspace(0.0, 2.0, 11), 2)
 WIDTH, DEPTH, CHAINS = 200, 200, 2
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
-def median_time(fn, repeats=20):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def phase_diagram_section():

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from _timing import median_time, timed
 
 from dsnn import datasets, hessian, models
 from dsnn import device as dsnn_device
@@ -42,22 +43,6 @@ def gram_of_linear_regression(seed=0):
     Y = np.random.default_rng(seed).normal(size=(N, 30))
     G = Y @ Y.T / 30
     return G / np.linalg.eigvalsh(G)[-1] * N  # scale: GD threshold 2N / λ_max = 2
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
-def median_time(fn, repeats=200):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def phase_diagram_section(gram):
@@ -117,7 +102,7 @@ def kernel_floor_section(gram, step_time):
     V = torch.randn(1, 1, N, n_chains, dtype=torch.float64)
     idx = torch.randperm(N)[:bmax][None]
     rows = G[:, idx]
-    t_product = median_time(lambda: rows @ V)
+    t_product = median_time(lambda: rows @ V, repeats=200)
     useful_flops = 2 * N * float(np.sum(np.repeat(sizes, len(ETAS))))
     A = torch.randn(1000, 1000, dtype=torch.float64)
     t_gemm = median_time(lambda: A @ A, repeats=20)

@@ -18,11 +18,11 @@ the printed ratios and HVP counts; seconds are shown only to make the ratios che
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import numpy as np
 import torch
+from _timing import median_time
 from sklearn.datasets import load_digits
 
 from dsnn import device as dsnn_device
@@ -32,17 +32,6 @@ from dsnn import hessian as hs
 WIDTH = 200
 ETA = 0.05
 REPEATS = 7
-
-
-def median_time(fn, repeats=REPEATS):
-    """Median wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def build(seed=0):
@@ -85,11 +74,11 @@ def main():
     )
     gd_steps(100)  # leave the initialisation: the spectrum changes fastest at the start
 
-    t_grad = median_time(lambda: torch.autograd.grad(loss_fn(), params))
-    t_hvp_fresh = median_time(lambda: hs.hvp(loss_fn, params, torch.ones(n_params)))
+    t_grad = median_time(lambda: torch.autograd.grad(loss_fn(), params), REPEATS)
+    t_hvp_fresh = median_time(lambda: hs.hvp(loss_fn, params, torch.ones(n_params)), REPEATS)
     operator = hs.HessianOperator(loss_fn, params)
     v = np.ones(n_params)
-    t_hvp_reuse = median_time(lambda: operator.matvec(v))
+    t_hvp_reuse = median_time(lambda: operator.matvec(v), REPEATS)
 
     reference = hs.sharpness(loss_fn, params, tol=1e-8)
     timed = {}
