@@ -123,3 +123,11 @@ def test_citation_and_changelog_name_the_package_version():
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert str(citation["version"]) == version.group(1)
     assert f"## {version.group(1)}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_every_glued_figure_has_a_name_and_alt_text():
+    for chapter in (ROOT / "chapters").rglob("*.md"):
+        blocks = re.findall(r"```+\{glue:figure\}[^\n]*\n((?::[^\n]*\n)*)", chapter.read_text())
+        for options in blocks:
+            assert ":name:" in options, f"{chapter}: a figure without :name:"
+            assert re.search(r":alt: \S", options), f"{chapter}: a figure without :alt: text"

@@ -95,6 +95,12 @@ def test_page_reads_cleanly(server, browser, page_path):
         ".length"
     )
     assert uncaptioned == 0, "every figure of a chapter has a caption"
+    # Alt text describes the figure (Sphinx's fallback is the file path).
+    bad_alt = page.evaluate(
+        "() => [...document.querySelectorAll('main img')].filter(i => i.src.includes('_images/'))"
+        ".filter(i => !i.alt || i.alt.includes('_images/')).map(i => i.src)"
+    )
+    assert bad_alt == [], f"figures without alt text: {bad_alt}"
     # A figure whose image failed to render (e.g. a bad maths label) shows only its caption.
     empty_figures = page.evaluate(
         "() => [...document.querySelectorAll('main figure')]"
