@@ -62,9 +62,10 @@ pytest: $(STAMP)
 
 # The built site in a real browser: Debian's Chromium driven by Playwright (no browser download).
 browser-test: $(STAMP)
-	@command -v chromium >/dev/null 2>&1 || { echo "installing Chromium (Debian package) for the browser test"; \
+	@command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+	 { echo "installing Chromium (Debian package) for the browser test"; \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || true; }
-	@if command -v chromium >/dev/null 2>&1; then \
+	@if command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
 	   $(BIN)/python -m pytest -m browser tests/test_site.py; \
 	 else \
 	   echo "!!!!!!!! BROWSER TEST SKIPPED: Chromium could not be installed on this machine !!!!!!!!"; \
@@ -77,12 +78,8 @@ linkcheck: $(STAMP)
 	$(BIN)/jupyter-book build . --builder linkcheck
 
 notebooks: $(STAMP)
-	@rm -rf $(BUILD)/notebooks && mkdir -p $(BUILD)/notebooks
-	@for f in $$(find chapters -name '*.md' | LC_ALL=C sort); do \
-	   out=$(BUILD)/notebooks/$${f%.md}.ipynb; mkdir -p $$(dirname $$out); \
-	   $(BIN)/jupytext --quiet --to ipynb --output $$out $$f || exit 1; \
-	 done
-	@echo "wrote $$(find $(BUILD)/notebooks -name '*.ipynb' | wc -l) notebooks to $(BUILD)/notebooks"
+	@rm -rf $(BUILD)/notebooks
+	$(BIN)/python tools/make_notebooks.py $(BUILD)/notebooks
 
 bench: $(STAMP)
 	@for f in $$(ls benchmarks/*.py | LC_ALL=C sort); do \

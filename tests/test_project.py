@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import jupytext
 import yaml
 from packaging.requirements import Requirement
 
@@ -131,3 +132,28 @@ def test_every_glued_figure_has_a_name_and_alt_text():
         for options in blocks:
             assert ":name:" in options, f"{chapter}: a figure without :name:"
             assert re.search(r":alt: \S", options), f"{chapter}: a figure without :alt: text"
+
+
+def test_notebook_copies_install_the_pinned_package_first(tmp_path):
+    import importlib.util
+
+    import nbformat
+
+    spec = importlib.util.spec_from_file_location(
+        "make_notebooks", ROOT / "tools" / "make_notebooks.py"
+    )
+    make_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_notebooks)
+    chapter = ROOT / "chapters" / "00_primer" / "three_views.md"
+    target = make_notebooks.convert(chapter, tmp_path)
+    assert target == tmp_path / "chapters" / "00_primer" / "three_views.ipynb"
+    notebook = nbformat.read(target, as_version=4)
+    nbformat.validate(notebook)
+    first = notebook.cells[0].source
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert f"dsnn @ git+{url}@v{version}" in first and 'find_spec("dsnn") is None' in first
+    # Everything else is the chapter itself.
+    assert [c.source for c in notebook.cells[1:]] == [
+        c.source for c in jupytext.read(chapter).cells
+    ]

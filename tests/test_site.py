@@ -18,7 +18,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (
+    shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -118,6 +120,11 @@ def test_page_reads_cleanly(server, browser, page_path):
         match = re.search(r"mybinder\.org/v2/gh/[^/]+/[^/]+/[^?]+\?urlpath=lab/tree/(.+)$", href)
         if match:
             assert (ROOT / match.group(1)).exists(), f"Binder link to a missing file: {href}"
+        colab = re.search(r"colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(.+)$", href)
+        if colab:
+            notebook = Path(colab.group(1))
+            assert notebook.suffix == ".ipynb", f"Colab opens .ipynb only: {href}"
+            assert (ROOT / notebook.with_suffix(".md")).exists(), f"no chapter behind {href}"
     assert not [url for url in failed_requests if url.startswith(server)], failed_requests
 
     SHOTS.mkdir(parents=True, exist_ok=True)
