@@ -53,7 +53,9 @@ def build(tmp_path: Path, page: str) -> subprocess.CompletedProcess:
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["cache"] = str(tmp_path / "cache")
     config["bibtex_bibfiles"] = ["references.bib"]
-    config["sphinx"].pop("local_extensions", None)  # the offline-MathJax copy is not under test
+    # The local extensions (offline MathJax, Colab links) and their settings are not under test.
+    config["sphinx"].pop("local_extensions", None)
+    config["sphinx"]["config"].pop("colab_notebooks_branch", None)
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")
     (tmp_path / "references.bib").write_text((ROOT / "book" / "references.bib").read_text())
