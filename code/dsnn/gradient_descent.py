@@ -187,41 +187,67 @@ def gd_batch(
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
     x = _checks.finite_tensor("x0", x0, ndim=2).detach().clone()
-    eta_t = _checks.finite_tensor("eta", eta, ndim=(0, 1)).to(x.dtype)
-    if (eta_t <= 0).any():
-        raise ValueError("eta must be > 0 for every run")
-    if eta_t.ndim == 1 and eta_t.shape[0] != x.shape[0]:
-        raise ValueError(f"eta must have one entry per run ({x.shape[0]}), got {eta_t.shape[0]}")
-    eta_t = eta_t.reshape(-1, 1) if eta_t.ndim == 1 else eta_t
+    eta_t = _learning_rates(eta, x)
     n_steps = _checks.integer("n_steps", n_steps, minimum=0)
-    divergence_threshold = _checks.positive_float("divergence_threshold", divergence_threshold)
-
+    runs = _BatchRuns(x, _checks.positive_float("divergence_threshold", divergence_threshold))
     batch = x.shape[0]
-    active = torch.ones(batch, dtype=torch.bool, device=x.device)
-    diverged_at = torch.full((batch,), -1, dtype=torch.long, device=x.device)
-    x_keep = x.clone()  # last finite iterate of each run
-    losses = torch.empty(batch, dtype=x.dtype, device=x.device)
     for n in range(n_steps + 1):
         x.requires_grad_(True)
         loss = loss_fn(x)
         if not isinstance(loss, torch.Tensor) or loss.shape != (batch,):
             raise ValueError(f"loss_fn must return one loss per run, shape ({batch},)")
-        value = loss.detach()
-        valid = torch.isfinite(value) & (value <= divergence_threshold)
-        valid &= x.detach().norm(dim=1) <= divergence_threshold
-        if n == 0 and not valid.all():
-            raise ValueError("loss_fn(x0) must be finite and below divergence_threshold")
-        diverged_at[active & ~valid] = n
-        active &= valid
-        x_keep = torch.where(active[:, None], x.detach(), x_keep)
-        losses = torch.where(active, value, losses)
-        if n == n_steps or not active.any():
+        message = "loss_fn(x0) must be finite and below divergence_threshold"
+        runs.record(x, loss.detach(), n, message)
+        if n == n_steps or not runs.active.any():
             break
         (grad,) = torch.autograd.grad(loss.sum(), x)
-        x = torch.where(active[:, None], x.detach() - eta_t * grad, x_keep).detach()
-    return BatchGDResult(
-        x_final=x_keep, loss_final=losses, diverged=~active, diverged_at=diverged_at
-    )
+        x = runs.advance(x.detach() - eta_t * grad)
+    return runs.result()
+
+
+def _learning_rates(eta, x: torch.Tensor) -> torch.Tensor:
+    """One learning rate for all runs, or one per row of ``x``; shaped to broadcast over ``x``."""
+    eta_t = _checks.finite_tensor("eta", eta, ndim=(0, 1)).to(x.dtype)
+    if (eta_t <= 0).any():
+        raise ValueError("eta must be > 0 for every run")
+    if eta_t.ndim == 1 and eta_t.shape[0] != x.shape[0]:
+        raise ValueError(f"eta must have one entry per run ({x.shape[0]}), got {eta_t.shape[0]}")
+    return eta_t.reshape(-1, 1) if eta_t.ndim == 1 else eta_t
+
+
+class _BatchRuns:
+    """Bookkeeping of a batch of runs: stop those that blow up, keep their last finite iterate."""
+
+    def __init__(self, x: torch.Tensor, threshold: float):
+        batch = x.shape[0]
+        self.threshold = threshold
+        self.active = torch.ones(batch, dtype=torch.bool, device=x.device)
+        self.diverged_at = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+        self.x_keep = x.detach().clone()
+        self.losses = torch.empty(batch, dtype=x.dtype, device=x.device)
+
+    def record(self, x: torch.Tensor, value: torch.Tensor, step: int, message: str) -> None:
+        """Record the losses ``value`` of the iterates ``x`` at ``step``; stop runs that blew up."""
+        valid = torch.isfinite(value) & (value <= self.threshold)
+        valid &= x.detach().norm(dim=1) <= self.threshold
+        if step == 0 and not valid.all():
+            raise ValueError(message)
+        self.diverged_at[self.active & ~valid] = step
+        self.active &= valid
+        self.x_keep = torch.where(self.active[:, None], x.detach(), self.x_keep)
+        self.losses = torch.where(self.active, value, self.losses)
+
+    def advance(self, x_next: torch.Tensor) -> torch.Tensor:
+        """Next iterates: ``x_next`` for active runs, the last finite iterate for stopped ones."""
+        return torch.where(self.active[:, None], x_next, self.x_keep).detach()
+
+    def result(self) -> BatchGDResult:
+        return BatchGDResult(
+            x_final=self.x_keep,
+            loss_final=self.losses,
+            diverged=~self.active,
+            diverged_at=self.diverged_at,
+        )
 
 
 def stability_threshold(hessian) -> float:

@@ -1341,13 +1341,8 @@ def sgd_batch(
     if not callable(sample_loss_fn):
         raise TypeError(f"sample_loss_fn must be callable, got {type(sample_loss_fn).__name__}")
     x = _checks.finite_tensor("x0", x0, ndim=2).detach().clone()
-    eta_t = _checks.finite_tensor("eta", eta, ndim=(0, 1)).to(x.dtype)
-    if (eta_t <= 0).any():
-        raise ValueError("eta must be > 0 for every run")
+    eta_t = _gd._learning_rates(eta, x)
     runs = x.shape[0]
-    if eta_t.ndim == 1 and eta_t.shape[0] != runs:
-        raise ValueError(f"eta must have one entry per run ({runs}), got {eta_t.shape[0]}")
-    eta_t = eta_t.reshape(-1, 1) if eta_t.ndim == 1 else eta_t
     n_steps = _checks.integer("n_steps", n_steps, minimum=0)
     divergence_threshold = _checks.positive_float("divergence_threshold", divergence_threshold)
     with torch.no_grad():
@@ -1358,24 +1353,14 @@ def sgd_batch(
     batch_size = _batch_size(batch_size, n)
     gen = as_generator(seed)
 
-    active = torch.ones(runs, dtype=torch.bool, device=x.device)
-    diverged_at = torch.full((runs,), -1, dtype=torch.long, device=x.device)
-    x_keep = x.clone()
-    losses = torch.empty(runs, dtype=x.dtype, device=x.device)
+    guard = _gd._BatchRuns(x, divergence_threshold)
     batches = None
     for step in range(n_steps + 1):
         x.requires_grad_(True)
         per_sample = sample_loss_fn(x)
-        value = per_sample.detach().mean(dim=1)
-        valid = torch.isfinite(value) & (value <= divergence_threshold)
-        valid &= x.detach().norm(dim=1) <= divergence_threshold
-        if step == 0 and not valid.all():
-            raise ValueError("the losses at x0 must be finite and below divergence_threshold")
-        diverged_at[active & ~valid] = step
-        active &= valid
-        x_keep = torch.where(active[:, None], x.detach(), x_keep)
-        losses = torch.where(active, value, losses)
-        if step == n_steps or not active.any():
+        message = "the losses at x0 must be finite and below divergence_threshold"
+        guard.record(x, per_sample.detach().mean(dim=1), step, message)
+        if step == n_steps or not guard.active.any():
             break
         if step % _CHUNK == 0:
             chunk = _batch_indices(gen, _CHUNK, runs, n, batch_size)
@@ -1383,10 +1368,8 @@ def sgd_batch(
         idx = batches[step % _CHUNK]  # (R, B)
         batch_loss = per_sample.gather(1, idx).mean(dim=1)
         (grad,) = torch.autograd.grad(batch_loss.sum(), x)
-        x = torch.where(active[:, None], x.detach() - eta_t * grad, x_keep).detach()
-    return _gd.BatchGDResult(
-        x_final=x_keep, loss_final=losses, diverged=~active, diverged_at=diverged_at
-    )
+        x = guard.advance(x.detach() - eta_t * grad)
+    return guard.result()
 
 
 @dataclass
