@@ -10,7 +10,8 @@ Prints ratios (the figure of merit), with the seconds for reference:
 4. the sparse path at N = 10^5 with mean degree 100: time per RK4 step against four bare
    `scipy.sparse` matrix-vector products (one per stage).
 
-Run with OMP_NUM_THREADS=1 (the Makefile sets it); the thread count is printed.
+Run with OMP_NUM_THREADS=1 (the Makefile sets it); the thread count is printed. ``--quick``
+runs every section at a tenth of its size (a smoke test).
 """
 
 import importlib
@@ -19,6 +20,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 import torch
+from _timing import options, print_rows, record
 
 from dsnn import graphons, kuramoto
 
@@ -69,6 +71,9 @@ def against_naive(n=1000, T=10.0, dt=0.05, K=2.0):
     print(f"1. N = {n}, {round(T / dt)} RK4 steps, naive loop {t_naive:.2f} s")
     print(f"   all-to-all mean field vs naive N x N sines: {t_naive / t_fast:8.1f}x faster")
     print(f"   dense graph (one product per stage) vs naive: {t_naive / t_dense:8.1f}x faster")
+    steps = round(T / dt)
+    record(f"Kuramoto all-to-all, N={n}, {steps} RK4 steps", t_fast, "naive N x N sines", t_naive)
+    record(f"Kuramoto dense graph, N={n}, {steps} RK4 steps", t_dense, "naive N x N sines", t_naive)
 
 
 def against_pypi_package(sizes=(1000, 3000), T=4.0, K=2.0):
@@ -103,10 +108,15 @@ def against_pypi_package(sizes=(1000, 3000), T=4.0, K=2.0):
             f"simulate with dt = {dt}: {t_ours:.3f} s, error {err_ours:.1e} -> "
             f"{t_pkg / t_ours:.0f}x faster"
         )
+        record(f"Kuramoto N={n}, T={T}, equal accuracy", t_ours, "PyPI kuramoto (LSODA)", t_pkg)
 
 
 def large_all_to_all(n=100_000, T=50.0, dt=0.01, K=2.0):
     omega = kuramoto.gaussian_frequencies(n, 1.0)
+    theta = torch.as_tensor(np.random.default_rng(4).uniform(0, 2 * np.pi, n))
+    # The floor of one RK4 step: four evaluations of sin and cos of all N phases (torch, f64).
+    t_trig = best_of(lambda: (torch.sin(theta), torch.cos(theta)), repeats=5)[0]
+    floor = 4 * t_trig * round(T / dt)
     for dtype in ("float64", "float32"):
         start = time.perf_counter()
         run = kuramoto.simulate(
@@ -124,6 +134,13 @@ def large_all_to_all(n=100_000, T=50.0, dt=0.01, K=2.0):
         print(
             f"3. all-to-all N = {n}, T = {T}, RK4 dt = {dt} ({round(T / dt)} steps), {dtype}: "
             f"{seconds:.1f} s (final r = {run.r[-1]:.3f})"
+        )
+        record(
+            f"Kuramoto all-to-all, N={n}, {round(T / dt)} RK4 steps, {dtype}",
+            seconds,
+            "floor: 4 x (sin, cos of N phases) per step",
+            floor,
+            "O(N) per step; the floor is the trigonometry alone (float64)",
         )
 
 
@@ -156,15 +173,30 @@ def sparse_step(n=100_000, mean_degree=100, steps=20, K=2.0):
         f"{per_step / (4 * t_matvec):.2f}"
     )
     assert sp.issparse(A)
+    record(
+        f"Kuramoto sparse graph, N={n}, degree {A.nnz / n:.0f}, one RK4 step",
+        per_step,
+        "floor: 4 scipy sparse mat-vecs",
+        4 * t_matvec,
+        "memory-bound: one pass over the nonzeros per stage",
+    )
 
 
 def main():
+    quick = options(__doc__).quick
     torch.set_num_threads(1)
     print(f"torch threads = {torch.get_num_threads()}")
-    against_naive()
-    against_pypi_package()
-    large_all_to_all()
-    sparse_step()
+    if quick:
+        against_naive(n=200, T=2.0)
+        against_pypi_package(sizes=(300,), T=1.0)
+        large_all_to_all(n=10_000, T=2.0)
+        sparse_step(n=10_000, mean_degree=20, steps=5)
+    else:
+        against_naive()
+        against_pypi_package()
+        large_all_to_all()
+        sparse_step()
+    print_rows()
 
 
 if __name__ == "__main__":

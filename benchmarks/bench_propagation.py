@@ -17,7 +17,8 @@ Measured in the same run, one torch thread:
    quadrature and bisection) against a scalar loop with ``scipy.integrate.quad`` and
    ``scipy.optimize.brentq``, and their agreement.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_propagation.py`` (about half a minute).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_propagation.py`` (about half a minute;
+``--quick``: a 6 x 3 grid, width 50, depth 30, a smoke test).
 The verdict is the printed ratios; seconds are shown so that they can be checked.
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 import scipy.integrate
 import scipy.optimize
 import torch
-from _timing import median_time, timed
+from _timing import median_time, options, print_rows, record, timed
 
 from dsnn import device as dsnn_device
 from dsnn import propagation as pr
@@ -41,7 +42,7 @@ GRID_B = np.round(np.linspace(0.0, 2.0, 11), 2)
 WIDTH, DEPTH, CHAINS = 200, 200, 2
 
 
-def phase_diagram_section():
+def phase_diagram_section(GRID_W=GRID_W, GRID_B=GRID_B, WIDTH=WIDTH, DEPTH=DEPTH):
     n_points = GRID_W.size * GRID_B.size
     kwargs = {"seed": 0, "n_chains": CHAINS}
     t64, d64 = timed(lambda: pr.phase_diagram(GRID_W, GRID_B, DEPTH, WIDTH, **kwargs))
@@ -51,7 +52,9 @@ def phase_diagram_section():
     rng = np.random.default_rng(1)
     sample = [
         (int(i), int(j))
-        for i, j in zip(rng.integers(0, 26, 6), rng.integers(0, 11, 6), strict=True)
+        for i, j in zip(
+            rng.integers(0, GRID_W.size, 6), rng.integers(0, GRID_B.size, 6), strict=True
+        )
     ]
     start = time.perf_counter()
     loop = [pr.jacobian_lyapunov(DEPTH, WIDTH, GRID_W[i], GRID_B[j], **kwargs) for i, j in sample]
@@ -75,10 +78,13 @@ def phase_diagram_section():
         f"|difference| / combined stderr over {n_points} points: median {np.median(z32):.2f}, "
         f"max {z32.max():.2f}"
     )
+    grid = f"{GRID_W.size} x {GRID_B.size} grid, width {WIDTH}, depth {DEPTH}"
+    record(f"deep-network Lyapunov phase diagram, {grid}", t64, "loop over grid points", t_loop)
+    record(f"deep-network Lyapunov phase diagram, {grid}, float32", t32, "float64", t64)
     return t64 / DEPTH
 
 
-def kernel_section(layer_time):
+def kernel_section(layer_time, GRID_W=GRID_W, GRID_B=GRID_B, WIDTH=WIDTH):
     n_conf = GRID_W.size * GRID_B.size
     gen = torch.Generator().manual_seed(0)
     t_randn = median_time(
@@ -94,6 +100,12 @@ def kernel_section(layer_time):
         f"{1e3 * t_gemm:.2f} ms"
     )
     print(f"  -> the layer takes {layer_time / (t_randn + t_gemm):.2f} x the sum of the two")
+    record(
+        f"one layer of the batched run, {n_conf} grid points, width {WIDTH}",
+        layer_time,
+        "floor: draw the weights + one batched product",
+        t_randn + t_gemm,
+    )
 
 
 def quad_chi1(sigma_w, sigma_b):
@@ -117,13 +129,15 @@ def quad_chi1(sigma_w, sigma_b):
     return sigma_w**2 * (mean(sech4, q) if q > 0 else 1.0)
 
 
-def mean_field_section():
+def mean_field_section(GRID_W=GRID_W, GRID_B=GRID_B):
     ww, bb = np.meshgrid(GRID_W, GRID_B, indexing="ij")
     t_vec, chi = timed(lambda: pr.chi1(ww, bb))
     rng = np.random.default_rng(2)
     idx = [
         (int(i), int(j))
-        for i, j in zip(rng.integers(0, 26, 10), rng.integers(0, 11, 10), strict=True)
+        for i, j in zip(
+            rng.integers(0, GRID_W.size, 10), rng.integers(0, GRID_B.size, 10), strict=True
+        )
     ]
     start = time.perf_counter()
     ref = [quad_chi1(GRID_W[i], GRID_B[j]) for i, j in idx]
@@ -133,15 +147,28 @@ def mean_field_section():
     print(f"  vectorised (Gauss quadrature + bisection): {1e3 * t_vec:8.1f} ms")
     print(f"  scalar quad + brentq (scaled from {len(idx)}): {1e3 * t_ref:8.1f} ms")
     print(f"  speed-up {t_ref / t_vec:.0f} x; max |difference| on the sample {err:.1e}")
+    record(
+        f"mean-field q* and chi_1 on {ww.size} grid points (error {err:.0e})",
+        t_vec,
+        "scipy quad + brentq per point",
+        t_ref,
+    )
 
 
 def main():
     threads = dsnn_device.configure_threads()
     omp = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"torch threads = {threads} (OMP_NUM_THREADS={omp}), torch {torch.__version__}\n")
-    layer_time = phase_diagram_section()
-    kernel_section(layer_time)
-    mean_field_section()
+    if options(__doc__).quick:
+        small = {"GRID_W": GRID_W[::5], "GRID_B": GRID_B[::5]}
+        layer_time = phase_diagram_section(**small, WIDTH=50, DEPTH=30)
+        kernel_section(layer_time, **small, WIDTH=50)
+        mean_field_section(**small)
+    else:
+        layer_time = phase_diagram_section()
+        kernel_section(layer_time)
+        mean_field_section()
+    print_rows()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Measured in the same run, one torch thread:
    sequence (they may differ by at most 2 log cond(J) / steps).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_sgd_lyapunov.py`` (about a minute
-and a half). The verdict is the printed ratios; seconds are shown so that they can be checked.
+and a half; ``--quick``: 10 learning rates, 2,000 steps and a smaller network, a smoke test).
+The verdict is the printed ratios; seconds are shown so that they can be checked.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 import torch
-from _timing import median_time, timed
+from _timing import median_time, options, print_rows, record, timed
 
 from dsnn import datasets, hessian, models
 from dsnn import device as dsnn_device
@@ -45,7 +46,7 @@ def gram_of_linear_regression(seed=0):
     return G / np.linalg.eigvalsh(G)[-1] * N  # scale: GD threshold 2N / λ_max = 2
 
 
-def phase_diagram_section(gram):
+def phase_diagram_section(gram, ETAS=ETAS, N_STEPS=N_STEPS, loop_steps=20_000):
     n_sim = int((SIZES < N).sum())
     chain_steps = len(ETAS) * n_sim * N_STEPS
     t_batched, pd = timed(lambda: sl.phase_diagram(gram, ETAS, SIZES, n_steps=N_STEPS, seed=0))
@@ -56,7 +57,6 @@ def phase_diagram_section(gram):
     rng = np.random.default_rng(1)
     eta_idx, size_idx = rng.integers(0, len(ETAS), 8), rng.integers(0, N - 1, 8)
     sample = [(int(i), int(j)) for i, j in zip(eta_idx, size_idx, strict=True)]
-    loop_steps = 20_000
     start = time.perf_counter()
     loop_values = []
     for i, j in sample:  # the double loop, on a sample of the grid
@@ -91,10 +91,13 @@ def phase_diagram_section(gram):
         f"{np.round(pd.thresholds()[[0, 4, 9, 18]], 3).tolist()}  (GD: 2.0); "
         f"B = 1 stable on {stable_b1.mean():.0%} of the grid"
     )
+    grid = f"{len(ETAS)} x {n_sim} grid, N={N}, {N_STEPS} steps"
+    record(f"SGD Lyapunov phase diagram, {grid}", t_batched, "Python double loop", t_loop_full)
+    record(f"SGD Lyapunov phase diagram, {grid}, float32", t32, "the same in float64", t_batched)
     return t_batched / N_STEPS
 
 
-def kernel_floor_section(gram, step_time):
+def kernel_floor_section(gram, step_time, ETAS=ETAS):
     sizes = SIZES[SIZES < N]
     n_chains = len(ETAS) * len(sizes)
     bmax = int(sizes.max())
@@ -117,22 +120,30 @@ def kernel_floor_section(gram, step_time):
         f"GFLOP/s, {useful_flops / step_time / peak:.1%} of a 1000 x 1000 float64 GEMM "
         f"({peak / 1e9:.1f} GFLOP/s)"
     )
+    record(
+        f"one batched SGD tangent step, {n_chains} chains",
+        step_time,
+        "floor: the batched product alone",
+        t_product,
+        f"{useful_flops / step_time / 1e9:.2f} GFLOP/s useful, GEMM peak {peak / 1e9:.1f} GFLOP/s",
+    )
 
 
-def ntk_section():
+def ntk_section(widths=(64, 128, 64, 1), n_steps=3_000):
     X, _ = datasets.digits_parity(40)
-    model = models.mlp([64, 128, 64, 1], seed=0)
+    model = models.mlp(list(widths), seed=0)
     params = list(model.parameters())
     D = models.n_parameters(model)
     t_jac, jac = timed(lambda: hessian.per_sample_gradients(model, params, X))
     t_gram, gram = timed(lambda: sl.ntk_gram(model, X))
     eta = 1.5 * 2 * 40 / np.linalg.eigvalsh(gram)[-1]
-    kwargs = {"n_steps": 3_000, "seed": 0, "n_chains": 2}
+    kwargs = {"n_steps": n_steps, "seed": 0, "n_chains": 2}
     t_ntk, ntk = timed(lambda: sl.lyapunov_exponent(gram, eta, 4, **kwargs))
     t_par, par = timed(lambda: sl.lyapunov_exponent_parameter_space(jac, eta, 4, **kwargs))
     singular = np.linalg.svd(jac.numpy(), compute_uv=False)
     bound = 2 * math.log(singular[0] / singular[-1]) / (0.9 * kwargs["n_steps"])
-    print(f"\nNTK form vs parameter space: MLP 64-128-64-1, D = {D}, N = 40, B = 4, 3000 steps")
+    net = "-".join(map(str, widths))
+    print(f"\nNTK form vs parameter space: MLP {net}, D = {D}, N = 40, B = 4, {n_steps} steps")
     print(
         f"  per-sample gradients J (N x D): {t_jac:.2f} s; G = J Jᵀ with ntk_gram: {t_gram:.2f} s"
     )
@@ -143,16 +154,31 @@ def ntk_section():
         f"{t_par / (t_ntk + t_gram):.0f} x); |difference| = {abs(par.value - ntk.value):.1e} "
         f"<= bound 2 log cond(J) / steps = {bound:.1e}: {abs(par.value - ntk.value) <= bound}"
     )
+    record(
+        f"SGD Lyapunov exponent, MLP {net} (D={D}), N=40, {n_steps} steps",
+        t_ntk,
+        "parameter-space form (D x D)",
+        t_par,
+        "N x N instead of D x D per step (eq. 2.19)",
+    )
 
 
 def main():
     threads = dsnn_device.configure_threads()
     omp = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"torch threads = {threads} (OMP_NUM_THREADS={omp}), torch {torch.__version__}\n")
+    quick = options(__doc__).quick
     gram = gram_of_linear_regression()
-    step_time = phase_diagram_section(gram)
-    kernel_floor_section(gram, step_time)
-    ntk_section()
+    if quick:
+        etas = np.linspace(0.05, 2.0, 10)
+        step_time = phase_diagram_section(gram, etas, 2_000, loop_steps=500)
+        kernel_floor_section(gram, step_time, etas)
+        ntk_section((64, 32, 1), n_steps=300)
+    else:
+        step_time = phase_diagram_section(gram)
+        kernel_floor_section(gram, step_time)
+        ntk_section()
+    print_rows()
 
 
 if __name__ == "__main__":

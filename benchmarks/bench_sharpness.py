@@ -11,7 +11,8 @@ same run:
   comparison; errors against a tight Lanczos solve (tol 1e-8) at the same parameters;
 * a training run with sharpness every 20 steps against the same run without.
 
-Run: ``.venv/bin/python benchmarks/bench_sharpness.py`` (about half a minute). The verdict is
+Run: ``.venv/bin/python benchmarks/bench_sharpness.py`` (about half a minute; ``--quick``: width
+50 and fewer steps, a smoke test). The verdict is
 the printed ratios and HVP counts; seconds are shown only to make the ratios checkable.
 """
 
@@ -22,7 +23,7 @@ import time
 
 import numpy as np
 import torch
-from _timing import median_time
+from _timing import median_time, options, print_rows, record
 from sklearn.datasets import load_digits
 
 from dsnn import device as dsnn_device
@@ -34,24 +35,26 @@ ETA = 0.05
 REPEATS = 7
 
 
-def build(seed=0):
+def build(seed=0, width=WIDTH):
     digits = load_digits()
     X = torch.tensor(digits.data / 16.0, dtype=torch.float32)
     Y = torch.nn.functional.one_hot(torch.tensor(digits.target), 10).to(torch.float32)
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(64, WIDTH),
+        torch.nn.Linear(64, width),
         torch.nn.Tanh(),
-        torch.nn.Linear(WIDTH, WIDTH),
+        torch.nn.Linear(width, width),
         torch.nn.Tanh(),
-        torch.nn.Linear(WIDTH, 10),
+        torch.nn.Linear(width, 10),
     )
     return model, X, Y
 
 
 def main():
+    quick = options(__doc__).quick
+    width, repeats, warmup = (50, 3, 20) if quick else (WIDTH, REPEATS, 100)
     threads = dsnn_device.configure_threads()
-    model, X, Y = build()
+    model, X, Y = build(width=width)
     params = list(model.parameters())
     n_params = sum(p.numel() for p in params)
     n = X.shape[0]
@@ -68,17 +71,17 @@ def main():
 
     omp = os.environ.get("OMP_NUM_THREADS", "unset")
     print(
-        f"MLP 64-{WIDTH}-{WIDTH}-10, D = {n_params} parameters, N = {n} digits, float32; "
+        f"MLP 64-{width}-{width}-10, D = {n_params} parameters, N = {n} digits, float32; "
         f"torch threads = {threads} (OMP_NUM_THREADS={omp}), "
         "BLAS limited to 1 thread inside the eigensolvers"
     )
-    gd_steps(100)  # leave the initialisation: the spectrum changes fastest at the start
+    gd_steps(warmup)  # leave the initialisation: the spectrum changes fastest at the start
 
-    t_grad = median_time(lambda: torch.autograd.grad(loss_fn(), params), REPEATS)
-    t_hvp_fresh = median_time(lambda: hs.hvp(loss_fn, params, torch.ones(n_params)), REPEATS)
+    t_grad = median_time(lambda: torch.autograd.grad(loss_fn(), params), repeats)
+    t_hvp_fresh = median_time(lambda: hs.hvp(loss_fn, params, torch.ones(n_params)), repeats)
     operator = hs.HessianOperator(loss_fn, params)
     v = np.ones(n_params)
-    t_hvp_reuse = median_time(lambda: operator.matvec(v), REPEATS)
+    t_hvp_reuse = median_time(lambda: operator.matvec(v), repeats)
 
     reference = hs.sharpness(loss_fn, params, tol=1e-8)
     timed = {}
@@ -111,7 +114,7 @@ def main():
 
     # A training run with and without sharpness tracking (same model state for both).
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    n_steps, every = 100, 20
+    n_steps, every = (20, 10) if quick else (100, 20)
     start = time.perf_counter()
     plain = gdm.train_full_batch(model, X, Y, ETA, n_steps, sharpness_every=None)
     t_plain = time.perf_counter() - start
@@ -125,6 +128,34 @@ def main():
         f"{t_tracked / t_plain:.2f} x the run without sharpness; "
         f"HVPs per measurement {tracked.n_hvp.tolist()} (first cold, then warm)"
     )
+    net = f"MLP 64-{width}-{width}-10 (D={n_params}), N={n}"
+    pearlmutter = "an HVP costs a small constant times a gradient (Pearlmutter 1994)"
+    record(
+        f"one HVP, fresh graph, {net}", t_hvp_fresh, "one full-batch gradient", t_grad, pearlmutter
+    )
+    record(
+        f"one HVP inside a solver, {net}",
+        t_hvp_reuse,
+        "one full-batch gradient",
+        t_grad,
+        pearlmutter,
+    )
+    cold, warm = timed["Lanczos cold, 10 steps later"][0], timed["Lanczos warm, 10 steps later"][0]
+    record(f"sharpness to 1e-3, warm-started Lanczos, {net}", warm, "cold Lanczos", cold)
+    record(
+        f"sharpness to 1e-3, cold Lanczos, {net}",
+        timed["Lanczos cold"][0],
+        "power iteration",
+        timed["power iteration cold"][0],
+        "Lanczos converges at a rate set by sqrt(gap), power iteration by the gap",
+    )
+    record(
+        f"{n_steps} GD steps with sharpness every {every}, {net}",
+        t_tracked,
+        "the same run without sharpness",
+        t_plain,
+    )
+    print_rows()
 
 
 if __name__ == "__main__":
