@@ -185,3 +185,15 @@ def test_same_seed_same_particles():
 def test_bad_input_is_rejected_with_a_message(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_device_argument_keeps_the_numbers():
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64)[:, None]
+    y = torch.sin(2 * x[:, 0])
+    theta0 = meanfield.init_particles(12, 1, seed=3, device="cpu")
+    plain = meanfield.train(theta0, x, y, t_final=0.5, dt=0.05)
+    placed = meanfield.train(theta0, x, y, t_final=0.5, dt=0.05, device="cpu")
+    np.testing.assert_array_equal(plain.risk, placed.risk)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="asks for CUDA"):
+            meanfield.init_particles(12, 1, seed=3, device="cuda")

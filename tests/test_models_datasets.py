@@ -42,3 +42,15 @@ def test_digits_parity_targets_and_scaling():
     assert 0.4 < float((y > 0).double().mean()) < 0.6
     with pytest.raises(ValueError, match="n_samples must be at most 1797"):
         datasets.digits_parity(5000)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the message on a machine without CUDA")
+def test_device_argument_is_checked():
+    net = models.mlp([3, 4, 1], device="cpu")
+    assert next(net.parameters()).device.type == "cpu"
+    X, _ = datasets.digits_parity(5, device="cpu")
+    assert X.device.type == "cpu"
+    with pytest.raises(ValueError, match="asks for CUDA"):
+        models.mlp([3, 4, 1], device="cuda")
+    with pytest.raises(ValueError, match="asks for CUDA"):
+        datasets.digits_parity(5, device="cuda")

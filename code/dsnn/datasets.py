@@ -11,10 +11,14 @@ import numpy as np
 import torch
 
 from dsnn import _checks
+from dsnn import device as _device
 
 
 def digits_parity(
-    n_samples: int = 400, *, dtype: torch.dtype = torch.float64
+    n_samples: int = 400,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device | None = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n_samples`` 8 × 8 digits with a scalar target: ``+1`` for even, ``−1`` for odd.
 
@@ -37,4 +41,7 @@ def digits_parity(
         )
     X = digits.data[:n_samples] / 16.0
     y = np.where(digits.target[:n_samples] % 2 == 0, 1.0, -1.0)
-    return torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
+    device = _device.default(device)
+    return torch.as_tensor(X, dtype=dtype, device=device), torch.as_tensor(
+        y, dtype=dtype, device=device
+    )

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 import torch
 
 from dsnn import _checks
+from dsnn import device as _device
 from dsnn.rng import SeedLike, as_generator
 
 __all__ = [
@@ -63,7 +64,7 @@ def _theta(theta) -> torch.Tensor:
 
 
 def _data(theta: torch.Tensor, x, y=None):
-    x = _checks.finite_tensor("x", x, ndim=2).to(theta.dtype)
+    x = _checks.finite_tensor("x", x, ndim=2).to(device=theta.device, dtype=theta.dtype)
     if x.shape[1] != theta.shape[-1] - 1:
         raise ValueError(
             f"x must have {theta.shape[-1] - 1} features (theta has 1 + d = {theta.shape[-1]} "
@@ -71,7 +72,7 @@ def _data(theta: torch.Tensor, x, y=None):
         )
     if y is None:
         return x
-    y = _checks.finite_tensor("y", y, ndim=1).to(theta.dtype)
+    y = _checks.finite_tensor("y", y, ndim=1).to(device=theta.device, dtype=theta.dtype)
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have {x.shape[0]} entries (one per row of x), got {y.shape[0]}")
     return x, y
@@ -131,9 +132,10 @@ def _graph(graph, n_units: int, theta: torch.Tensor):
             torch.from_numpy(A.data),
             (n_units, n_units),
             dtype=theta.dtype,
+            device=theta.device,
             check_invariants=True,
         ).coalesce()
-    A = _checks.finite_tensor("graph", graph).to(theta.dtype)
+    A = _checks.finite_tensor("graph", graph).to(device=theta.device, dtype=theta.dtype)
     if A.ndim < 2 or A.shape[-2:] != (n_units, n_units):
         raise ValueError(f"graph must have shape (..., {n_units}, {n_units}), got {tuple(A.shape)}")
     return A
@@ -214,10 +216,12 @@ def init_particles(
     batch: Sequence[int] = (),
     scale_a: float = 1.0,
     scale_w: float = 1.0,
+    device: str | torch.device | None = "cpu",
 ) -> torch.Tensor:
     """Independent units from ``ρ₀``: ``a ~ N(0, scale_a²)`` and ``w ~ N(0, scale_w² I_d / d)``.
 
-    Returns a float64 tensor of shape ``(*batch, n_units, 1 + dim)``.
+    Returns a float64 tensor of shape ``(*batch, n_units, 1 + dim)`` on ``device`` (the numbers
+    are drawn on the CPU, so they are the same on every device).
     """
     n_units = _checks.integer("n_units", n_units, minimum=1)
     dim = _checks.integer("dim", dim, minimum=1)
@@ -227,7 +231,7 @@ def init_particles(
     rng = as_generator(seed)
     a = scale_a * rng.standard_normal((*batch, n_units, 1))
     w = scale_w / np.sqrt(dim) * rng.standard_normal((*batch, n_units, dim))
-    return torch.from_numpy(np.concatenate([a, w], axis=-1))
+    return torch.from_numpy(np.concatenate([a, w], axis=-1)).to(_device.default(device))
 
 
 @dataclass
@@ -257,14 +261,19 @@ def train(
     dt: float,
     graph=None,
     record_every: int = 1,
+    device: str | torch.device | None = None,
 ) -> MeanFieldRun:
     """Integrate the particle system (*) with explicit Euler steps of size ``dt``.
+
+    Runs on ``device`` (default: the device of ``theta0``); ``x``, ``y`` and ``graph`` follow it.
 
     An Euler step of (*) with ``A ≡ 1`` is a gradient descent step on ``R_N`` with learning rate
     ``η = dt N / 2`` for every unit: the mean-field time ``t = 2ηk/N`` after ``k`` steps (MMN 2018,
     where the step sizes scale with ``N`` so that width-``N`` runs share one time axis).
     """
     theta = _theta(theta0).clone()
+    if device is not None:
+        theta = theta.to(_device.default(device))
     x, y = _data(theta, x, y)
     t_final = _checks.positive_float("t_final", t_final)
     dt = _checks.positive_float("dt", dt)
@@ -288,8 +297,8 @@ def train(
             energies.append(_energy(theta, x, y, A))
     return MeanFieldRun(
         t=np.array(times),
-        risk=torch.stack(risks, dim=-1).numpy(),
-        energy=torch.stack(energies, dim=-1).numpy(),
+        risk=torch.stack(risks, dim=-1).cpu().numpy(),
+        energy=torch.stack(energies, dim=-1).cpu().numpy(),
         theta_final=theta,
     )
 
@@ -327,6 +336,7 @@ def width_sweep(
     graph: float | Callable | None = None,
     reference_graph: float | None = None,
     record_every: int = 1,
+    device: str | torch.device | None = "cpu",
 ) -> WidthSweep:
     """Train networks of several widths from ``ρ₀`` (:func:`init_particles`) and compare their
     energy curves with the curve of one network of ``reference_width``.
@@ -334,7 +344,8 @@ def width_sweep(
     All seeds of one width run as one batch. ``graph`` is None (all-to-all), a constant ``p``, or a
     callable ``graph(N, rng)`` returning one adjacency matrix per call (a new one for every seed);
     ``reference_graph`` (None or a constant) is the graph of the reference run, e.g. the constant
-    ``p`` that the masks converge to.
+    ``p`` that the masks converge to. Everything runs on ``device``; the random numbers are drawn
+    on the CPU, so a CUDA run starts from the same particles and graphs.
     """
     widths = np.asarray(widths)
     if widths.ndim != 1 or widths.size == 0 or widths.dtype.kind not in "iu" or (widths < 1).any():
@@ -346,7 +357,8 @@ def width_sweep(
     x = _checks.finite_tensor("x", x, ndim=2)
     rng = as_generator(seed)
     dim = x.shape[1]
-    reference_start = init_particles(reference_width, dim, rng)
+    device = _device.default(device)
+    reference_start = init_particles(reference_width, dim, rng, device=device)
     reference = train(
         reference_start,
         x,
@@ -358,7 +370,7 @@ def width_sweep(
     )
     curves, deviation = [], []
     for width in widths:
-        start = init_particles(int(width), dim, rng, batch=(n_seeds,))
+        start = init_particles(int(width), dim, rng, batch=(n_seeds,), device=device)
         if callable(graph):
             A = torch.stack(
                 [

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dsnn import _checks
+from dsnn import device as _device
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -19,13 +20,15 @@ def mlp(
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
     scalar_output: bool = True,
+    device: str | torch.device | None = "cpu",
 ) -> nn.Sequential:
     """Multilayer perceptron with layer widths ``sizes = (n_0, n_1, ..., n_L)``.
 
     ``h_l = σ(W_l h_{l−1} + b_l)`` for the hidden layers and a linear last layer (survey Sec. 2.1).
     Weights use PyTorch's default (uniform, scaled by ``1/sqrt(fan_in)``) initialisation drawn
     from a generator seeded with ``seed``, so the same seed gives the same network. With
-    ``scalar_output`` and ``n_L = 1`` the output has shape ``(batch,)``.
+    ``scalar_output`` and ``n_L = 1`` the output has shape ``(batch,)``. The weights are drawn on
+    the CPU and then moved to ``device``, so a network is the same on every device.
     """
     sizes = [int(_checks.integer(f"sizes[{i}]", n, minimum=1)) for i, n in enumerate(sizes)]
     if len(sizes) < 2:
@@ -43,7 +46,7 @@ def mlp(
                 layers.append(_ACTIVATIONS[activation]())
     if scalar_output and sizes[-1] == 1:
         layers.append(nn.Flatten(0))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers).to(_device.default(device))
 
 
 def n_parameters(model: nn.Module) -> int:
