@@ -12,7 +12,9 @@ backs one topic of the book:
 - :mod:`dsnn.kuramoto`, :mod:`dsnn.graphons`, :mod:`dsnn.meanfield` — mean-field limits;
 - :mod:`dsnn.propagation` — signal and gradient propagation, generative flows;
 - :mod:`dsnn.models`, :mod:`dsnn.datasets` — small networks and shipped data;
-- :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers.
+- :mod:`dsnn.plotting`, :mod:`dsnn.device`, :mod:`dsnn.rng`, :mod:`dsnn.stats` — shared helpers;
+- :mod:`dsnn.sweep` — parameter sweeps, in-process or on a Dask cluster, cached on disk;
+- :mod:`dsnn.exercises` — automatic checks for the book's exercises.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -26,6 +28,7 @@ from dsnn import (
     datasets,
     delay,
     device,
+    exercises,
     gradient_descent,
     graphons,
     hessian,
@@ -39,6 +42,7 @@ from dsnn import (
     rng,
     sgd_lyapunov,
     stats,
+    sweep,
 )
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "datasets",
     "delay",
     "device",
+    "exercises",
     "gradient_descent",
     "graphons",
     "hessian",
@@ -59,4 +64,5 @@ __all__ = [
     "rng",
     "sgd_lyapunov",
     "stats",
+    "sweep",
 ]
