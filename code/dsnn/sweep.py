@@ -185,7 +185,8 @@ def _timed(fn: Callable, kwargs: dict):
 
 
 def _bar(total: int, progress: bool):
-    from tqdm.auto import tqdm
+    # Plain tqdm (text on stderr) works in terminals and notebooks alike, without widgets.
+    from tqdm import tqdm
 
     return tqdm(total=total, disable=not progress or total < 2, desc="sweep", leave=False)
 
