@@ -229,3 +229,9 @@ def test_student_edition_executes_with_only_not_implemented_errors(tmp_path):
     assert not any(problems.values()), json.dumps(problems, indent=1)
     marker.parent.mkdir(exist_ok=True)
     marker.write_text(digest.hexdigest())
+
+
+def test_every_kind_is_shown_in_the_book():
+    css = (ROOT / "_static" / "exercises.css").read_text()
+    for kind in exercises.KINDS:
+        assert f"div.exercise.{kind}" in css and f'"· {kind}"' in css
