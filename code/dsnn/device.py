@@ -2,7 +2,9 @@
 
 One place decides the device: CUDA when present, else CPU. A bigger run of a chapter is the same
 code with ``device=dsnn.device.default()`` on a machine with a GPU; no function hard-codes
-``.cuda()``.
+``.cuda()``. Functions that create tensors from numbers, arrays or seeds take ``device=`` and draw
+their random numbers on the CPU before moving them (the same numbers on every device); functions
+that receive tensors or networks compute on the device where those live.
 """
 
 from __future__ import annotations
