@@ -204,12 +204,14 @@ def test_student_notebook_has_no_solutions_and_plain_markdown():
     path = ROOT / "chapters" / "00_primer" / "three_views.md"
     notebook = student_edition.student_notebook(path)
     text = "\n".join(cell.source for cell in notebook.cells)
-    for label in SOURCES["three_views"].exercises:
-        assert f"### Exercise `{label}`" in text
+    for number, (label, source) in enumerate(SOURCES["three_views"].exercises.items(), start=1):
+        assert f"### Exercise {number} · {source.kind} (`{label}`)" in text
     assert "exercise-solution" not in json.dumps([c.metadata for c in notebook.cells])
     assert "{solution-start}" not in text and "{exercise-start}" not in text
-    assert "{cite}" not in text and "2 / (lam_min + lam_max)" not in text
+    assert "{cite}" not in text and "{glue:text}" not in text and "(chapter-primer)=" not in text
+    assert "2 / (lam_min + lam_max)" not in text  # the worked solution
     assert "raise NotImplementedError" in text
+    assert "from myst_nb import glue" not in text and "def glue(name, value" in text
 
 
 @pytest.mark.slow

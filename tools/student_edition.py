@@ -82,7 +82,7 @@ def read_chapter(path: Path) -> ChapterSource:
                 if name == "exercise":
                     ungated += 1
                 elif name == "exercise-start":
-                    options = _options(lines[i + 1 :])
+                    options = _options(lines, i + 1)
                     current = options.get("label", f"<unlabelled in {path.name}>")
                     exercises[current] = ExerciseSource(current, options.get("class"), path)
                     state = "exercise"
@@ -112,67 +112,112 @@ def read_chapter(path: Path) -> ChapterSource:
     return ChapterSource(path, setup or "", exercises, ungated)
 
 
-def _options(lines: list[str]) -> dict[str, str]:
+# --- the student notebook -----------------------------------------------------------------------
+
+GLUE_STANDIN = '''def glue(name, value, display=True):
+    """In the book, glue writes a computed value into the text; here it shows it."""
+    from IPython.display import display as show
+
+    if hasattr(value, "savefig"):
+        show(value)
+    else:
+        print(f"{name} = {value}")'''
+
+_KINDS_OF_LABEL = {"fig": "Figure", "tab": "Table", "eq": "Equation"}
+
+
+def _chapter_links() -> dict[str, Path]:
+    """Each chapter's label, ``(chapter-...)=`` at its top, and the chapter's notebook path."""
+    links = {}
+    for path in chapters():
+        match = re.search(r"^\((chapter-[\w-]+)\)=$", path.read_text(), re.M)
+        if match:
+            links[match[1]] = path.relative_to(ROOT / "chapters").with_suffix(".ipynb")
+    return links
+
+
+class _Context:
+    """What the conversion of one chapter needs: where it lives and the exercise numbering."""
+
+    def __init__(self, path: Path, first_exercise: int = 1) -> None:
+        self.here = path.relative_to(ROOT / "chapters").parent
+        self.chapters = _chapter_links()
+        self.exercise = first_exercise
+
+    def reference(self, text: str | None, label: str) -> str:
+        """A cross-reference as Markdown: a link for a chapter, else the label in code font."""
+        if label in self.chapters:
+            target = Path(os.path.relpath(self.chapters[label], self.here)).as_posix()
+            return f"[{text or label}]({target})"
+        kind = _KINDS_OF_LABEL.get(label.split("-")[0])
+        shown = f"{kind} `{label}`" if kind else f"`{label}`"
+        return f"{text} ({shown})" if text else shown
+
+    def roles(self, line: str) -> str:
+        line = re.sub(
+            r"\{cite(?::\w+)?\}`([^`]+)`", lambda m: "[" + m[1].replace(",", ", ") + "]", line
+        )
+        line = re.sub(r"\{glue:text\}`([^`:]+)(?::[^`]*)?`", lambda m: f"`{m[1]}`", line)
+        line = re.sub(
+            r"\{(?:prf:ref|numref|ref|doc|eq)\}`(?:([^`<]*?)\s*<)?([^`>]+)>?`",
+            lambda m: self.reference(m[1], m[2]),
+            line,
+        )
+        # Markdown links to a label of the book, e.g. [the primer](chapter-primer)
+        return re.sub(r"\[([^\]]+)\]\(([a-z][\w-]*)\)", lambda m: self.reference(m[1], m[2]), line)
+
+
+def _options(lines: list[str], start: int) -> dict[str, str]:
     options = {}
-    for line in lines:
-        match = re.match(r"^:(\w[\w-]*):\s*(.*)$", line.strip())
+    for line in lines[start:]:
+        match = re.match(r"^:([\w-]+):\s*(.*)$", line.strip())
         if not match:
             break
         options[match[1]] = match[2].strip()
     return options
 
 
-# --- the student notebook -----------------------------------------------------------------------
-
-_ROLES = [
-    (re.compile(r"\{cite(?::\w+)?\}`([^`]+)`"), lambda m: "[" + m[1].replace(",", ", ") + "]"),
-    (re.compile(r"\{glue:text\}`[^`]+`"), lambda m: "(computed in the book)"),
-    (re.compile(r"\{(?:prf:ref|numref|ref|doc)\}`(?:[^`<]*<)?([^`>]+)>?`"), lambda m: m[1]),
-    (re.compile(r"\{eq\}`([^`]+)`"), lambda m: f"({m[1]})"),
-]
-
-
-def _plain_markdown(text: str) -> str:
+def _plain_markdown(text: str, context: _Context) -> str:
     """MyST directives and roles as plain Markdown that Jupyter and Colab render."""
+    lines = text.splitlines()
     out, open_fences, skip_options = [], [], False
-    for line in text.splitlines():
+    for i, line in enumerate(lines):
         stripped = line.strip()
         if skip_options:
             if re.match(r"^:[\w-]+:", stripped):
                 continue
             skip_options = False
+        if re.match(r"^\([\w-]+\)=$", stripped):  # a target for cross-references
+            continue
         match = _FENCE.match(stripped)
         if match:
             name, arg = match["name"], match["arg"].strip()
+            options = _options(lines, i + 1)
             open_fences.append(match["fence"])
             skip_options = True
             if name == "exercise-start":
-                out.append("### Exercise")
-            elif name in ("exercise-end",):
+                kind = options.get("class", "")
+                label = options.get("label", "")
+                out.append(f"### Exercise {context.exercise} · {kind} (`{label}`)")
+                context.exercise += 1
+            elif name == "exercise-end":
                 pass
             elif name.startswith("glue:figure"):
-                out.append(f"*Figure `{arg}`: drawn by the code cell above.*")
-                skip_options = True
+                label = options.get("name", arg)
+                out.append(f"*Figure `{label}`, drawn by the code cell above:*")
             else:
                 title = name.split(":")[-1].replace("-", " ").capitalize()
-                out.append(f"**{title}.** {arg}".rstrip())
+                label = f" `{options['label']}`" if "label" in options else ""
+                out.append(f"**{title}{label}.** {context.roles(arg)}".rstrip())
             continue
         if open_fences and stripped == open_fences[-1]:
             open_fences.pop()
             continue
-        for pattern, replacement in _ROLES:
-            line = pattern.sub(replacement, line)
-        out.append(line)
+        out.append(context.roles(line))
     return "\n".join(out).strip()
 
 
-def _label_heading(text: str, labels: list[str]) -> str:
-    for label in labels:
-        text = text.replace("### Exercise", f"### Exercise `{label}`", 1)
-    return text
-
-
-def _drop_solutions(notebook) -> list:
+def _drop_solutions(notebook, context: _Context) -> list:
     """The cells outside every solution block (markdown cells are cut at the fences)."""
     kept, in_solution = [], False
     for cell in notebook.cells:
@@ -180,7 +225,7 @@ def _drop_solutions(notebook) -> list:
             if not in_solution:
                 kept.append(cell)
             continue
-        parts, labels, closing = [], [], None
+        parts, closing = [], None
         for line in cell.source.splitlines():
             if closing is not None:
                 if line.strip() == closing:
@@ -195,32 +240,34 @@ def _drop_solutions(notebook) -> list:
                 in_solution, closing = False, match["fence"]
                 parts.append("")
                 continue
-            if in_solution:
-                continue
-            label = re.match(r"^:label:\s*(ex-[\w-]+)", line.strip())
-            if label:
-                labels.append(label[1])
-            parts.append(line)
-        text = _label_heading(_plain_markdown("\n".join(parts)), labels)
+            if not in_solution:
+                parts.append(line)
+        text = _plain_markdown("\n".join(parts), context)
+        text = text.replace("the solutions are folded.", "the solutions are not in this edition.")
         if text.strip():
             cell.source = text
             kept.append(cell)
     return kept
 
 
-def student_notebook(path: Path):
-    """The chapter at ``path`` as a student notebook: no solutions, plain Markdown."""
+def student_notebook(path: Path, first_exercise: int = 1):
+    """The chapter at ``path`` as a student notebook: no solutions, plain Markdown.
+
+    Exercises are numbered from ``first_exercise``, as in the book (one count over all chapters).
+    """
     notebook = jupytext.read(path)
-    cells = _drop_solutions(notebook)
+    cells = _drop_solutions(notebook, _Context(path, first_exercise))
     for cell in cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-            # In the book figures are placed by glue directives; in a notebook, show them in place.
-            cell.source = cell.source.replace("display=False", "display=True")
+            # myst-nb's glue places values in the book's text; the notebook shows them instead.
+            cell.source = cell.source.replace("from myst_nb import glue", GLUE_STANDIN)
     intro = nbformat.v4.new_markdown_cell(
         "*Student edition.* The solutions are left out. Replace the body of each function that "
         "raises `NotImplementedError`, then run the `check(...)` cell below it: it tests your "
-        "answer against the mathematics of the chapter and says what, if anything, is wrong."
+        "answer against the mathematics of the chapter and says what, if anything, is wrong. "
+        "Numbers that the book writes into its text appear here as names in code font, such as "
+        "`rate`; the code cell above the text prints them as `rate = ...`."
     )
     notebook.cells = [_install_cell(), intro, _macro_cell(), *cells]
     notebook.metadata.pop("jupytext", None)
@@ -276,32 +323,34 @@ def chapters() -> list[Path]:
 def write_edition(output_dir: Path) -> list[Path]:
     """Write every chapter's student notebook and an index page; return the notebook paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    written, rows = [], []
+    written, rows, number = [], [], 1
     for path in chapters():
         source = read_chapter(path)
         target = output_dir / path.relative_to(ROOT / "chapters").with_suffix(".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(student_notebook(path), target)
+        nbformat.write(student_notebook(path, number), target)
         written.append(target)
         title = next(line[2:] for line in path.read_text().splitlines() if line.startswith("# "))
+        count = len(source.exercises)
+        numbers = f"{number}–{number + count - 1}" if count else ""
         labels = ", ".join(f"`{label}`" for label in source.exercises)
-        rows.append(
-            f"| [{title}]({target.relative_to(output_dir)}) | {len(source.exercises)} | {labels} |"
-        )
+        rows.append(f"| [{title}]({target.relative_to(output_dir)}) | {numbers} | {labels} |")
+        number += count
     index = [
         "# Neural Networks as Dynamical Systems: student edition",
         "",
-        "Each notebook is a chapter of the book without the solutions. Every exercise has a label",
-        "(in its heading). Write your answer in the cell that raises `NotImplementedError`, then",
-        'run the cell `check("<label>", <your function>)` below it: it tests the answer against',
-        "the chapter's mathematics (closed forms, theorems, limits) and says which property",
-        "failed, and by how much.",
+        "Each notebook is a chapter of the book without the solutions. Every exercise has a",
+        "number (the same as in the book) and a label, both in its heading. Write your answer in",
+        'the cell that raises `NotImplementedError`, then run the cell `check("<label>", <your',
+        "function>)` below it: it tests the answer against the chapter's mathematics (closed",
+        "forms, theorems, limits) and says which property failed, and by how much.",
         "",
-        "Run the notebooks locally (`make venv`, then Jupyter with the `.venv` kernel), on Binder",
-        "or on Colab: the first cell installs the book's package `dsnn` when it is missing.",
+        "Open the notebooks in Jupyter, on Binder or on Colab. The first cell installs the",
+        "book's package `dsnn` with `pip` where it is missing; with a clone of the book's",
+        "repository, `make venv` installs everything into `.venv` instead.",
         "",
         "| Chapter | Exercises | Labels |",
-        "| --- | ---: | --- |",
+        "| --- | --- | --- |",
         *rows,
         "",
     ]

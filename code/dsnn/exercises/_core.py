@@ -191,6 +191,8 @@ def as_array(name: str, value, shape: tuple | None = None) -> np.ndarray:
     """``value`` as a finite float array of the given shape, or a :class:`CheckFailed`."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
+    if np.iscomplexobj(value):
+        raise CheckFailed(f"{name} must be real numbers, got complex numbers")
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as err:

@@ -33,7 +33,7 @@ def _optimal_step(optimal_step):
     # The property: eta* minimises rho(eta) = max_i |1 - eta lambda_i|, and rho* is that minimum.
     for lam_min, lam_max in [(1.0, 10.0), (0.3, 0.5), (2.0, 2.0), (0.01, 7.0)]:
         out = call(optimal_step, lam_min, lam_max)
-        if not isinstance(out, tuple) or len(out) != 2:
+        if not isinstance(out, (tuple, list, np.ndarray, torch.Tensor)) or len(out) != 2:
             raise CheckFailed(f"optimal_step must return a pair (eta_star, rho_star), got {out!r}")
         eta, rho = as_float("eta_star", out[0]), as_float("rho_star", out[1])
         grid = np.linspace(0, 2.5 / lam_max, 20001)
