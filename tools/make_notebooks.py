@@ -4,8 +4,10 @@ Usage: python tools/make_notebooks.py OUTPUT_DIR
 
 Each copy keeps the chapter's path (chapters/.../name.ipynb) and gets one extra first cell that
 installs the book's package, pinned to this version, when it is missing: the same notebook then
-runs on Colab, on Binder and locally. The repository URL comes from `_config.yml` (the one place
-that names it) and the version from `pyproject.toml`.
+runs on Colab, on Binder and locally. The book's myst-nb ``glue`` (which writes computed values
+into the text of the HTML book) is replaced by a small stand-in that shows them in the notebook,
+so the copies need nothing that the package does not install. The repository URL comes from
+`_config.yml` (the one place that names it) and the version from `pyproject.toml`.
 """
 
 import re
@@ -31,6 +33,22 @@ if importlib.util.find_spec("dsnn") is None:
     )"""
 
 
+GLUE_IMPORT = "from myst_nb import glue"
+GLUE_STANDIN = '''def glue(name, value, display=True):
+    """In the book, glue writes a computed value into the text; here it shows it."""
+    from IPython.display import display as show
+
+    if hasattr(value, "savefig"):
+        show(value)
+    else:
+        print(f"{name} = {value}")'''
+
+
+def without_myst_nb(source: str) -> str:
+    """A code cell's source with myst-nb's glue replaced by the stand-in."""
+    return source.replace(GLUE_IMPORT, GLUE_STANDIN)
+
+
 def install_cell() -> nbformat.NotebookNode:
     url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"].rstrip("/")
     version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]
@@ -41,6 +59,9 @@ def install_cell() -> nbformat.NotebookNode:
 
 def convert(chapter: Path, output_dir: Path) -> Path:
     notebook = jupytext.read(chapter)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source = without_myst_nb(cell.source)
     notebook.cells.insert(0, install_cell())
     notebook.metadata.pop("jupytext", None)
     nbformat.validate(notebook)

@@ -114,15 +114,6 @@ def read_chapter(path: Path) -> ChapterSource:
 
 # --- the student notebook -----------------------------------------------------------------------
 
-GLUE_STANDIN = '''def glue(name, value, display=True):
-    """In the book, glue writes a computed value into the text; here it shows it."""
-    from IPython.display import display as show
-
-    if hasattr(value, "savefig"):
-        show(value)
-    else:
-        print(f"{name} = {value}")'''
-
 _KINDS_OF_LABEL = {"fig": "Figure", "tab": "Table", "eq": "Equation"}
 
 
@@ -261,7 +252,7 @@ def student_notebook(path: Path, first_exercise: int = 1):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             # myst-nb's glue places values in the book's text; the notebook shows them instead.
-            cell.source = cell.source.replace("from myst_nb import glue", GLUE_STANDIN)
+            cell.source = _make_notebooks().without_myst_nb(cell.source)
     intro = nbformat.v4.new_markdown_cell(
         "*Student edition.* The solutions are left out. Replace the body of each function that "
         "raises `NotImplementedError`, then run the `check(...)` cell below it: it tests your "
@@ -290,13 +281,18 @@ def _macro_cell():
     return nbformat.v4.new_markdown_cell("$$\n" + "\n".join(lines) + "\n$$")
 
 
-def _install_cell():
+def _make_notebooks():
+    """The Colab-copy tool, whose install cell and glue stand-in the student edition shares."""
     spec = importlib.util.spec_from_file_location(
         "make_notebooks", ROOT / "tools" / "make_notebooks.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.install_cell()
+    return module
+
+
+def _install_cell():
+    return _make_notebooks().install_cell()
 
 
 def chapters() -> list[Path]:
