@@ -391,6 +391,9 @@ def _execute(path: str) -> tuple[str, list[str], float]:
 def verify(notebooks: list[Path], workers: int = 2) -> dict[str, list[str]]:
     """Execute the notebooks (in parallel); map each to its problems (empty when it is fine)."""
     os.environ.pop("DSNN_EXERCISES_STRICT", None)  # the stubs must fail quietly here
+    # Two kernels on a small machine: one thread each, as the book build does.
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_execute, [str(p) for p in notebooks]))
     for path, problems, seconds in results:
