@@ -42,6 +42,13 @@ GRID_B = np.round(np.linspace(0.0, 2.0, 11), 2)
 WIDTH, DEPTH, CHAINS = 200, 200, 2
 
 
+def sample_points(seed: int, count: int, n_w: int, n_b: int) -> list[tuple[int, int]]:
+    """``count`` random grid points ``(i, j)`` of an ``n_w x n_b`` grid, for the scalar loops."""
+    rng = np.random.default_rng(seed)
+    rows, cols = rng.integers(0, n_w, count), rng.integers(0, n_b, count)
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)]
+
+
 def phase_diagram_section(GRID_W=GRID_W, GRID_B=GRID_B, WIDTH=WIDTH, DEPTH=DEPTH):
     n_points = GRID_W.size * GRID_B.size
     kwargs = {"seed": 0, "n_chains": CHAINS}
@@ -49,13 +56,7 @@ def phase_diagram_section(GRID_W=GRID_W, GRID_B=GRID_B, WIDTH=WIDTH, DEPTH=DEPTH
     t32, d32 = timed(
         lambda: pr.phase_diagram(GRID_W, GRID_B, DEPTH, WIDTH, dtype=torch.float32, **kwargs)
     )
-    rng = np.random.default_rng(1)
-    sample = [
-        (int(i), int(j))
-        for i, j in zip(
-            rng.integers(0, GRID_W.size, 6), rng.integers(0, GRID_B.size, 6), strict=True
-        )
-    ]
+    sample = sample_points(1, 6, GRID_W.size, GRID_B.size)
     start = time.perf_counter()
     loop = [pr.jacobian_lyapunov(DEPTH, WIDTH, GRID_W[i], GRID_B[j], **kwargs) for i, j in sample]
     t_loop = (time.perf_counter() - start) / len(sample) * n_points
@@ -132,13 +133,7 @@ def quad_chi1(sigma_w, sigma_b):
 def mean_field_section(GRID_W=GRID_W, GRID_B=GRID_B):
     ww, bb = np.meshgrid(GRID_W, GRID_B, indexing="ij")
     t_vec, chi = timed(lambda: pr.chi1(ww, bb))
-    rng = np.random.default_rng(2)
-    idx = [
-        (int(i), int(j))
-        for i, j in zip(
-            rng.integers(0, GRID_W.size, 10), rng.integers(0, GRID_B.size, 10), strict=True
-        )
-    ]
+    idx = sample_points(2, 10, GRID_W.size, GRID_B.size)
     start = time.perf_counter()
     ref = [quad_chi1(GRID_W[i], GRID_B[j]) for i, j in idx]
     t_ref = (time.perf_counter() - start) / len(idx) * ww.size

@@ -22,6 +22,7 @@ requires that the only errors are ``NotImplementedError`` and that every check r
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
 import re
@@ -117,6 +118,7 @@ def read_chapter(path: Path) -> ChapterSource:
 _KINDS_OF_LABEL = {"fig": "Figure", "tab": "Table", "eq": "Equation"}
 
 
+@functools.cache
 def _chapter_links() -> dict[str, Path]:
     """Each chapter's label, ``(chapter-...)=`` at its top, and the chapter's notebook path."""
     links = {}
@@ -281,6 +283,7 @@ def _macro_cell():
     return nbformat.v4.new_markdown_cell("$$\n" + "\n".join(lines) + "\n$$")
 
 
+@functools.cache
 def _make_notebooks():
     """The Colab-copy tool, whose install cell and glue stand-in the student edition shares."""
     spec = importlib.util.spec_from_file_location(

@@ -32,10 +32,6 @@ class CheckFailed(Exception):
     """Raised by a checker when the answer lacks a required property; the message says which."""
 
 
-class NotImplementedYet(CheckFailed):
-    """The answer is still the stub: it raised :class:`NotImplementedError`."""
-
-
 class ExerciseCheckError(AssertionError):
     """A failed check in strict mode (set ``DSNN_EXERCISES_STRICT=1``; the book build does)."""
 
@@ -143,9 +139,7 @@ def _check(exercise_id, answer) -> CheckResult:
         )
     try:
         message = entry.checker(answer)
-    except NotImplementedYet as err:
-        return CheckResult(exercise_id, False, str(err))
-    except NotImplementedError:
+    except NotImplementedError:  # the answer is still the stub
         return CheckResult(exercise_id, False, _stub_message(entry))
     except CheckFailed as err:
         return CheckResult(exercise_id, False, f"{err} (expected: {entry.answer})")
@@ -175,11 +169,8 @@ def call(function, *args, name: str | None = None, **kwargs):
     label = name or getattr(function, "__name__", "the function")
     try:
         return function(*args, **kwargs)
-    except NotImplementedError as err:
-        raise NotImplementedYet(
-            "the answer still raises NotImplementedError: replace the stub's body with your "
-            "own code"
-        ) from err
+    except NotImplementedError:
+        raise  # a stub: check() says so
     except Exception as err:
         shown = ", ".join(
             [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
